@@ -1,0 +1,192 @@
+import GatewayProtocol
+
+/// One order the simulator holds, deposit or payout. mrn is unique across both kinds.
+struct SimOrder: Sendable {
+    var kind: OrderKind
+    var id: String
+    var mrn: String
+    var amountText: String
+    var amountFen: Int64
+    var callbackUrl: String
+    var status: GatewayOrderStatus = .waiting
+    // Deposit only.
+    var channelId: Int?
+    var returnUrl: String?
+    var payer: String?
+    var paidFen: Int64?
+    // Payout only.
+    var bankName: String?
+    var accountName: String?
+    var accountNumber: String?
+    var createdAt: ContinuousClock.Instant
+
+    func json() -> JSONValue {
+        var members: [JSONValue.JSONMember] = [
+            .init("kind", .string(kind.rawValue)),
+            .init("id", .string(id)),
+            .init("mrn", .string(mrn)),
+            .init("amount", .string(amountText)),
+            .init("status", .number(String(status.code))),
+            .init("statusText", .string(statusText)),
+            .init("callbackUrl", .string(callbackUrl)),
+        ]
+        if let channelId { members.append(.init("channelId", .number(String(channelId)))) }
+        if let returnUrl { members.append(.init("returnUrl", .string(returnUrl))) }
+        if let payer { members.append(.init("payer", .string(payer))) }
+        if let paidFen { members.append(.init("paidAmount", .string(AmountText.yuanText(fen: paidFen)))) }
+        if let bankName { members.append(.init("bankName", .string(bankName))) }
+        if let accountName { members.append(.init("accountName", .string(accountName))) }
+        if let accountNumber { members.append(.init("accountNumber", .string(accountNumber))) }
+        return .object(members)
+    }
+
+    var statusText: String {
+        switch status {
+        case .waiting: return "waiting"
+        case .paid: return kind == .deposit ? "paid" : "paid_out"
+        case .failed: return "failed"
+        case .other(let n): return "status_\(n)"
+        }
+    }
+}
+
+/// A fault to inject. HTTP faults match a gateway path exactly; callback faults use path `callback`.
+struct Fault: Sendable {
+    enum Kind: String, Sendable, CaseIterable {
+        /// Answer only after `value` (milliseconds or a duration like `2s`); the request is still processed.
+        case delay
+        /// Answer with HTTP status `value` and a short body, without processing the request.
+        case status
+        /// Process the request, then close the connection without answering.
+        case drop
+        /// Process the request, then answer 200 with a body that is not JSON.
+        case garbage
+        /// Callbacks only: send each callback twice.
+        case duplicate
+        /// Callbacks only: send a callback with a wrong signature (then, on retry, a correct one).
+        case badSignature = "bad_signature"
+    }
+
+    var path: String
+    var kind: Kind
+    var value: JSONValue?
+    /// How many more times it fires; nil = until cleared.
+    var remaining: Int?
+
+    var isCallbackFault: Bool { path == "callback" }
+
+    var delay: Duration? {
+        guard kind == .delay, let text = value?.scalarText else { return nil }
+        return parseDuration(text)
+    }
+
+    func json() -> JSONValue {
+        .object([
+            "path": .string(path), "kind": .string(kind.rawValue), "value": value ?? .null,
+            "count": remaining.map { .number(String($0)) } ?? .null,
+        ])
+    }
+}
+
+/// One callback attempt, for `GET /_sim/callbacks`.
+struct CallbackAttempt: Sendable {
+    var kind: OrderKind
+    var mrn: String
+    var url: String
+    var attempt: Int
+    var body: String
+    var status: Int?
+    var responseBody: String?
+    var error: String?
+    var accepted: Bool
+    var at: String
+
+    func json() -> JSONValue {
+        .object([
+            "kind": .string(kind.rawValue), "mrn": .string(mrn), "url": .string(url), "attempt": .number(String(attempt)),
+            "body": .string(body), "status": status.map { .number(String($0)) } ?? .null,
+            "responseBody": responseBody.map(JSONValue.string) ?? .null, "error": error.map(JSONValue.string) ?? .null,
+            "accepted": .bool(accepted), "at": .string(at),
+        ])
+    }
+}
+
+/// One request the simulator received on a gateway endpoint, for `GET /_sim/requests`.
+struct ReceivedRequest: Sendable {
+    var method: String
+    var path: String
+    var query: String
+    var contentType: String
+    var body: String
+    var at: String
+
+    func json() -> JSONValue {
+        .object([
+            "method": .string(method), "path": .string(path), "query": .string(query),
+            "contentType": .string(contentType), "body": .string(body), "at": .string(at),
+        ])
+    }
+}
+
+/// Everything the simulator remembers, under one lock. Pure bookkeeping; no I/O here.
+struct SimulatorState: Sendable {
+    var balanceFen: Int64
+    var orders: [String: SimOrder] = [:]
+    var orderIDs: [String: String] = [:]  // order id -> mrn
+    var nextOrderNumber = 1
+    var faults: [Fault] = []
+    var callbackLog: [CallbackAttempt] = []
+    var received: [ReceivedRequest] = []
+    static let logLimit = 10_000
+
+    init(balanceFen: Int64) {
+        self.balanceFen = balanceFen
+    }
+
+    mutating func newOrderID() -> String {
+        defer { nextOrderNumber += 1 }
+        return "SIM\(1_000_000 + nextOrderNumber)"
+    }
+
+    /// Takes the first matching fault for `path` (and kind, if given), counting it down.
+    mutating func takeFault(path: String, kinds: Set<Fault.Kind>? = nil) -> Fault? {
+        guard let index = faults.firstIndex(where: { $0.path == path && (kinds?.contains($0.kind) ?? true) }) else { return nil }
+        let fault = faults[index]
+        if let remaining = fault.remaining {
+            if remaining <= 1 { faults.remove(at: index) } else { faults[index].remaining = remaining - 1 }
+        }
+        return fault
+    }
+
+    mutating func record(_ request: ReceivedRequest) {
+        received.append(request)
+        if received.count > Self.logLimit { received.removeFirst(received.count - Self.logLimit) }
+    }
+
+    mutating func record(_ attempt: CallbackAttempt) {
+        callbackLog.append(attempt)
+        if callbackLog.count > Self.logLimit { callbackLog.removeFirst(callbackLog.count - Self.logLimit) }
+    }
+
+    enum SettleError: Error { case notFound, wrongKind, alreadySettled(GatewayOrderStatus) }
+
+    /// Settles an order; returns the order after the change. Payout failure refunds; deposit payment credits.
+    mutating func settle(mrn: String, kind: OrderKind, paid: Bool, paidFen: Int64? = nil) throws(SettleError) -> SimOrder {
+        guard var order = orders[mrn] else { throw .notFound }
+        guard order.kind == kind else { throw .wrongKind }
+        guard order.status == .waiting else { throw .alreadySettled(order.status) }
+        order.status = paid ? .paid : .failed
+        switch (kind, paid) {
+        case (.deposit, true):
+            let fen = paidFen ?? order.amountFen
+            order.paidFen = fen
+            balanceFen += fen
+        case (.payout, false):
+            balanceFen += order.amountFen  // the hold is released
+        default:
+            break
+        }
+        orders[mrn] = order
+        return order
+    }
+}
