@@ -4,6 +4,8 @@
 #include <curl/curl.h>
 #ifdef __linux__
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 /* Swift cannot call C variadic functions, so each curl_easy_setopt / curl_easy_getinfo /
@@ -60,6 +62,12 @@ static inline int ccurl_has_http2(void) {
     return info != 0 && (info->features & CURL_VERSION_HTTP2) != 0;
 }
 
+/* libcurl's version as 0xXXYYZZ, e.g. 0x075801 for 7.88.1. */
+static inline unsigned int ccurl_version_num(void) {
+    curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    return info != 0 ? info->version_num : 0;
+}
+
 static inline const char *ccurl_version_string(void) {
     return curl_version();
 }
@@ -70,6 +78,15 @@ static inline void ccurl_set_thread_name(const char *name) {
     prctl(PR_SET_NAME, name, 0, 0, 0);
 #else
     (void)name;
+#endif
+}
+
+/* The kernel's id of the calling thread (Linux), so tests can see a thread is gone from /proc. */
+static inline long ccurl_thread_id(void) {
+#ifdef __linux__
+    return syscall(SYS_gettid);
+#else
+    return 0;
 #endif
 }
 

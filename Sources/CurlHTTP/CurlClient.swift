@@ -28,6 +28,10 @@ public final class CurlClient: Service, Sendable {
     let proxy: ResolvedProxy
     let multi: MultiHandle
     let state = Mutex(ClientState())
+    /// Easy handles alive: zero once every transfer has ended.
+    let liveEasyHandles = LiveCounter()
+    /// The driver thread's kernel id while it runs (Linux), for tests and debugging.
+    let driverThreadID = Atomic<Int>(0)
 
     public init(configuration: Configuration = .init(), logger: Logger = Logger(label: "CurlHTTP")) throws(CurlError) {
         self.configuration = configuration
@@ -116,6 +120,7 @@ public final class CurlClient: Service, Sendable {
             guard let argument else { return nil }
             let box = Unmanaged<DriverBox>.fromOpaque(argument).takeRetainedValue()
             ccurl_set_thread_name("curl-driver")
+            box.client.driverThreadID.store(ccurl_thread_id(), ordering: .relaxed)
             var driver = Driver(client: box.client)
             driver.run()
             return nil
@@ -130,6 +135,10 @@ public final class CurlClient: Service, Sendable {
 
     /// True when the loaded libcurl speaks HTTP/2.
     public static var supportsHTTP2: Bool { CurlGlobal.hasHTTP2 }
+    /// True when HTTP/2 with prior knowledge (h2c) can reuse its connection. libcurl 7.88 (Debian 12)
+    /// fails every reuse with "Error in the HTTP2 framing layer" (curl issue 10634, fixed in 7.89).
+    /// HTTP/2 negotiated over TLS is not affected.
+    public static var supportsH2CReuse: Bool { supportsHTTP2 && CurlGlobal.versionNumber >= 0x07_59_00 }
     /// libcurl's version line, e.g. `libcurl/7.88.1 OpenSSL/3.0.11 ...`.
     public static var libcurlVersion: String { CurlGlobal.versionString }
 }
@@ -281,7 +290,10 @@ struct Driver {
     }
 
     mutating func add(_ submission: Submission) {
-        guard let easy = EasyHandle(id: submission.id, continuation: submission.continuation, maxResponseBodySize: client.configuration.maxResponseBodySize) else {
+        guard let easy = EasyHandle(
+            id: submission.id, continuation: submission.continuation,
+            maxResponseBodySize: client.configuration.maxResponseBodySize, liveCounter: client.liveEasyHandles
+        ) else {
             client.state.withLock { $0.finished(submission.id) }
             submission.continuation.resume(throwing: CurlError(kind: .other, message: "curl_easy_init failed"))
             return

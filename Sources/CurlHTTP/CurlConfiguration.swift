@@ -23,6 +23,9 @@ extension CurlClient {
         public var maxResponseBodySize: Int = 64 * 1024 * 1024
         /// Sent as `User-Agent` unless the request sets one.
         public var userAgent: String? = "pay-sidecar-curl"
+        /// libcurl's own trace of every transfer on standard error (CURLOPT_VERBOSE), for debugging only:
+        /// it prints request lines and headers.
+        public var verbose: Bool = false
 
         public init() {}
     }

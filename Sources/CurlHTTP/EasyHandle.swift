@@ -12,20 +12,22 @@ final class EasyHandle {
     private var requestBody: UnsafeMutableRawBufferPointer?
     private let errorBuffer: UnsafeMutablePointer<CChar>
     private let maxResponseBodySize: Int
+    private let liveCounter: LiveCounter
 
     var responseBody: [UInt8] = []
     var responseHeaders = CurlHeaders()
     var responseTooLarge = false
 
-    init?(id: UInt64, continuation: CheckedContinuation<CurlResponse, any Error>, maxResponseBodySize: Int) {
+    init?(id: UInt64, continuation: CheckedContinuation<CurlResponse, any Error>, maxResponseBodySize: Int, liveCounter: LiveCounter) {
         guard let handle = curl_easy_init() else { return nil }
         self.id = id
         self.handle = handle
         self.continuation = continuation
         self.maxResponseBodySize = maxResponseBodySize
+        self.liveCounter = liveCounter
         self.errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         self.errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-        CurlLiveHandles.easy.add(1)
+        liveCounter.add(1)
     }
 
     deinit {
@@ -33,7 +35,7 @@ final class EasyHandle {
         if let headerList { curl_slist_free_all(headerList) }
         requestBody?.deallocate()
         errorBuffer.deallocate()
-        CurlLiveHandles.easy.add(-1)
+        liveCounter.add(-1)
     }
 
     /// Sets every option of `request`. Returns an error for a request libcurl refuses to take.
@@ -46,12 +48,22 @@ final class EasyHandle {
 
         check(ccurl_easy_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errorBuffer))
         check(ccurl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        if configuration.verbose { check(ccurl_easy_setopt_long(handle, CURLOPT_VERBOSE, 1)) }
+        // libcurl guesses a scheme for bare host names and tolerates odd characters; a caller's URL must be explicit.
+        let scheme = request.url.prefix(8).lowercased()
+        guard scheme.hasPrefix("http://") || scheme.hasPrefix("https://"),
+            !request.url.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F })
+        else {
+            return CurlError(kind: .invalidRequest, message: "not an absolute http(s) URL: \(request.url.prefix(200))")
+        }
         check(ccurl_easy_setopt_string(handle, CURLOPT_URL, request.url))
         // Only http and https, in both directions: a payment call never follows a redirect elsewhere.
         check(ccurl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
         check(ccurl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
         check(ccurl_easy_setopt_long(handle, CURLOPT_TCP_NODELAY, 1))
         check(ccurl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1))
+        // Wait for a connection that may multiplex (HTTP/2) rather than opening one per concurrent transfer.
+        check(ccurl_easy_setopt_long(handle, CURLOPT_PIPEWAIT, 1))
         check(ccurl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds(request.timeout ?? configuration.timeout)))
         check(ccurl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout ?? configuration.connectTimeout)))
 
@@ -103,7 +115,10 @@ final class EasyHandle {
         var hasUserAgent = false
         var hasContentType = false
         for (name, value) in request.headers {
-            if name.contains(where: { $0 == "\r" || $0 == "\n" || $0 == ":" }) || value.contains(where: { $0 == "\r" || $0 == "\n" }) {
+            // Scalars, not Characters: "\r\n" is one Character and would slip past a Character test.
+            if name.isEmpty || name.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == ":" || $0 == " " })
+                || value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" })
+            {
                 curl_slist_free_all(list)
                 return CurlError(kind: .invalidRequest, message: "header '\(name)' holds a line break or colon")
             }
@@ -158,8 +173,10 @@ final class EasyHandle {
     /// Collects header lines. A new status line (after `100 Continue`, a proxy's CONNECT answer or a
     /// redirect) starts a new set.
     private func receivedHeaderLine(_ line: String) {
-        var text = Substring(line)
-        while let last = text.last, last == "\r" || last == "\n" { text.removeLast() }
+        // Work on scalars: "\r\n" is a single Character in Swift.
+        var scalars = Substring(line).unicodeScalars
+        while let last = scalars.last, last == "\r" || last == "\n" { scalars.removeLast() }
+        let text = Substring(scalars)
         if text.hasPrefix("HTTP/") {
             responseHeaders.removeAll()
             return
@@ -248,10 +265,4 @@ extension EasyHandle: Sendable {}
 func milliseconds(_ d: Duration) -> Int {
     let (seconds, attoseconds) = d.components
     return max(1, Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000))
-}
-
-/// Counts of libcurl handles alive in this process, so tests can prove that shutdown frees them all.
-enum CurlLiveHandles {
-    static let easy = LiveCounter()
-    static let multi = LiveCounter()
 }

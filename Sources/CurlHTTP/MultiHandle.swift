@@ -17,12 +17,10 @@ final class MultiHandle: @unchecked Sendable {
         _ = ccurl_multi_setopt_long(handle, CURLMOPT_MAX_HOST_CONNECTIONS, max(0, configuration.maxConnectionsPerHost))
         _ = ccurl_multi_setopt_long(handle, CURLMOPT_MAXCONNECTS, max(1, configuration.maxCachedConnections))
         _ = ccurl_multi_setopt_long(handle, CURLMOPT_PIPELINING, Int(CURLPIPE_MULTIPLEX))
-        CurlLiveHandles.multi.add(1)
     }
 
     deinit {
         curl_multi_cleanup(handle)
-        CurlLiveHandles.multi.add(-1)
     }
 
     func wakeup() {
@@ -71,6 +69,7 @@ enum CurlGlobal {
     /// True when the loaded libcurl was built with HTTP/2 support.
     public static var hasHTTP2: Bool { ccurl_has_http2() != 0 }
     static var versionString: String { String(cString: ccurl_version_string()) }
+    static var versionNumber: UInt32 { ccurl_version_num() }
 }
 
 /// A thread-safe count of live objects.
