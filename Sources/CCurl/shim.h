@@ -35,6 +35,10 @@ static inline CURLcode ccurl_easy_setopt_write_cb(CURL *handle, CURLoption optio
     return curl_easy_setopt(handle, option, cb);
 }
 
+static inline CURLcode ccurl_easy_setopt_seek_cb(CURL *handle, CURLoption option, curl_seek_callback cb) {
+    return curl_easy_setopt(handle, option, cb);
+}
+
 static inline CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *out) {
     return curl_easy_getinfo(handle, info, out);
 }

@@ -10,6 +10,12 @@ public struct CurlRequest: Sendable {
     public var timeout: Duration?
     /// Overrides the client's default connect timeout.
     public var connectTimeout: Duration?
+    /// Whether sending the request twice is harmless. When a reused connection dies after the request went
+    /// out, libcurl silently sends it again on a fresh connection; for a request that is not idempotent
+    /// (a payment create) the client forbids that, and the call fails with `.connectionLost` and
+    /// `requestSent` instead, so the caller can find out what happened. nil: from the method (POST and PATCH
+    /// are not idempotent).
+    public var isIdempotent: Bool?
 
     public init(
         method: String = "GET",
@@ -17,7 +23,8 @@ public struct CurlRequest: Sendable {
         headers: [(name: String, value: String)] = [],
         body: [UInt8]? = nil,
         timeout: Duration? = nil,
-        connectTimeout: Duration? = nil
+        connectTimeout: Duration? = nil,
+        isIdempotent: Bool? = nil
     ) {
         self.method = method
         self.url = url
@@ -25,6 +32,12 @@ public struct CurlRequest: Sendable {
         self.body = body
         self.timeout = timeout
         self.connectTimeout = connectTimeout
+        self.isIdempotent = isIdempotent
+    }
+
+    /// The effective idempotency: the explicit setting, else true for every method but POST and PATCH.
+    public var resendable: Bool {
+        isIdempotent ?? !["POST", "PATCH"].contains(method.uppercased())
     }
 }
 

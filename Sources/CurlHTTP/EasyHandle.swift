@@ -9,7 +9,8 @@ final class EasyHandle {
     let handle: UnsafeMutableRawPointer
     let continuation: CheckedContinuation<CurlResponse, any Error>
     private var headerList: UnsafeMutablePointer<curl_slist>?
-    private var requestBody: UnsafeMutableRawBufferPointer?
+    private var requestBody: [UInt8] = []
+    private var requestBodyOffset = 0
     private let errorBuffer: UnsafeMutablePointer<CChar>
     private let maxResponseBodySize: Int
     private let liveCounter: LiveCounter
@@ -33,7 +34,6 @@ final class EasyHandle {
     deinit {
         curl_easy_cleanup(handle)
         if let headerList { curl_slist_free_all(headerList) }
-        requestBody?.deallocate()
         errorBuffer.deallocate()
         liveCounter.add(-1)
     }
@@ -91,13 +91,35 @@ final class EasyHandle {
         // Method and body.
         let method = request.method.uppercased()
         if let body = request.body {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(body.count, 1), alignment: 1)
-            body.withUnsafeBytes { source in
-                if let base = source.baseAddress { buffer.baseAddress!.copyMemory(from: base, byteCount: source.count) }
-            }
-            requestBody = buffer
+            // The body goes through a read callback, not CURLOPT_POSTFIELDS: libcurl can then only resend it
+            // on a fresh connection by rewinding, and for a request that is not idempotent we refuse the
+            // rewind (no seek callback), so a payment is never sent twice behind the caller's back.
+            requestBody = body
+            check(ccurl_easy_setopt_long(handle, CURLOPT_POST, 1))
             check(ccurl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
-            check(ccurl_easy_setopt_ptr(handle, CURLOPT_POSTFIELDS, buffer.baseAddress))
+            check(ccurl_easy_setopt_write_cb(handle, CURLOPT_READFUNCTION, { buffer, size, count, user in
+                guard let user, let buffer else { return 0 }
+                let me = Unmanaged<EasyHandle>.fromOpaque(user).takeUnretainedValue()
+                let n = min(size * count, me.requestBody.count - me.requestBodyOffset)
+                if n > 0 {
+                    me.requestBody.withUnsafeBytes { source in
+                        UnsafeMutableRawPointer(buffer).copyMemory(from: source.baseAddress! + me.requestBodyOffset, byteCount: n)
+                    }
+                    me.requestBodyOffset += n
+                }
+                return n
+            }))
+            check(ccurl_easy_setopt_ptr(handle, CURLOPT_READDATA, me))
+            if request.resendable {
+                check(ccurl_easy_setopt_seek_cb(handle, CURLOPT_SEEKFUNCTION, { user, offset, origin in
+                    guard let user, origin == SEEK_SET, offset >= 0 else { return Int32(CURL_SEEKFUNC_CANTSEEK) }
+                    let me = Unmanaged<EasyHandle>.fromOpaque(user).takeUnretainedValue()
+                    guard Int(offset) <= me.requestBody.count else { return Int32(CURL_SEEKFUNC_FAIL) }
+                    me.requestBodyOffset = Int(offset)
+                    return Int32(CURL_SEEKFUNC_OK)
+                }))
+                check(ccurl_easy_setopt_ptr(handle, CURLOPT_SEEKDATA, me))
+            }
             if method != "POST" { check(ccurl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, method)) }
         } else {
             switch method {
@@ -245,7 +267,7 @@ final class EasyHandle {
             CURLE_SSL_SHUTDOWN_FAILED, CURLE_SSL_CRL_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
             CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_CLIENTCERT, CURLE_USE_SSL_FAILED:
             return .tls
-        case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE:
+        case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_SEND_FAIL_REWIND:
             return .connectionLost
         case CURLE_WEIRD_SERVER_REPLY, CURLE_HTTP2, CURLE_HTTP2_STREAM, CURLE_BAD_CONTENT_ENCODING:
             return .protocolError

@@ -68,11 +68,20 @@ public final class GatewaySimulator: Service, Sendable {
         _ body: (GatewaySimulator) async throws -> R
     ) async throws -> R {
         let simulator = try GatewaySimulator(configuration: configuration, logger: logger)
+        let services = ServiceGroup(configuration: .init(services: [simulator], gracefulShutdownSignals: [], logger: logger))
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await simulator.run() }
+            group.addTask { try await services.run() }
             _ = await simulator.boundPort()
-            defer { group.cancelAll() }
-            return try await body(simulator)
+            do {
+                let result = try await body(simulator)
+                await services.triggerGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                await services.triggerGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
+            }
         }
     }
 
@@ -87,9 +96,12 @@ public final class GatewaySimulator: Service, Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.http.run() }
             group.addTask {
-                await withDiscardingTaskGroup { jobGroup in
-                    for await job in self.jobs {
-                        jobGroup.addTask { await self.perform(job) }
+                // Pending callback retries end with the simulator rather than hold up its shutdown.
+                try await cancelWhenGracefulShutdown {
+                    await withDiscardingTaskGroup { jobGroup in
+                        for await job in self.jobs {
+                            jobGroup.addTask { await self.perform(job) }
+                        }
                     }
                 }
             }

@@ -16,6 +16,12 @@ func loopbackConfiguration() -> CurlClient.Configuration {
     return configuration
 }
 
+final class SeenCounter: Sendable {
+    private let value = Mutex(0)
+    /// Adds one and returns the new count.
+    func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+}
+
 @Suite("CurlClient against loopback servers")
 struct CurlClientTests {
     @Test("1,000 concurrent requests are all answered correctly over a bounded set of reused connections")
@@ -128,6 +134,42 @@ struct CurlClientTests {
             #expect(error?.kind == .connectionLost)
             #expect(error?.requestSent == true)
         }
+        try await server.stop()
+    }
+
+    @Test("a POST is never resent behind the caller's back when a reused connection dies after sending it")
+    func noSilentResend() async throws {
+        let counter = SeenCounter()
+        let server = try await TestHTTPServer.start { _ in
+            // The second request on the kept-alive connection is read, then the connection is dropped.
+            counter.increment() == 2 ? TestHTTPResponse(dropConnection: true) : TestHTTPResponse(text: "ok")
+        }
+        try await CurlClient.withClient(configuration: loopbackConfiguration()) { client in
+            let first = try await client.execute(CurlRequest(method: "POST", url: server.baseURL, body: Array("first".utf8)))
+            #expect(first.bodyText == "ok")
+            let error = await #expect(throws: CurlError.self) {
+                try await client.execute(CurlRequest(method: "POST", url: server.baseURL, body: Array("pay once".utf8)))
+            }
+            #expect(error?.kind == .connectionLost)
+            #expect(error?.requestSent == true)
+        }
+        #expect(server.requests.map(\.bodyText) == ["first", "pay once"], "sent exactly once")
+        try await server.stop()
+    }
+
+    @Test("an idempotent request is retried on a fresh connection when a reused one dies")
+    func idempotentRetry() async throws {
+        let counter = SeenCounter()
+        let server = try await TestHTTPServer.start { _ in
+            counter.increment() == 2 ? TestHTTPResponse(dropConnection: true) : TestHTTPResponse(text: "ok")
+        }
+        try await CurlClient.withClient(configuration: loopbackConfiguration()) { client in
+            let a = try await client.execute(CurlRequest(method: "PUT", url: server.baseURL, body: Array("a".utf8)))
+            let b = try await client.execute(CurlRequest(method: "PUT", url: server.baseURL, body: Array("b".utf8)))
+            #expect(a.bodyText == "ok" && b.bodyText == "ok")
+        }
+        #expect(server.requests.map(\.bodyText) == ["a", "b", "b"], "libcurl rewound the body and sent it again")
+        #expect(server.acceptedConnections == 2)
         try await server.stop()
     }
 

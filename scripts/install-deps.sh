@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the system packages pay-sidecar needs to build and test on Debian/Ubuntu, if they are missing.
+# Swift itself is assumed (https://www.swift.org/install/). Safe to run repeatedly.
+set -euo pipefail
+
+packages=(pkg-config libcurl4-openssl-dev libsqlite3-dev ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! command -v swift >/dev/null 2>&1; then
+  echo "install-deps: swift is not on PATH; install Swift 6.1 or newer first (https://www.swift.org/install/)" >&2
+  exit 2
+fi
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO="sudo"
+else
+  echo "install-deps: need root (or sudo) to apt-get install ${missing[*]}" >&2
+  exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
