@@ -358,6 +358,30 @@ struct CurlClientTests {
         try await server.stop()
     }
 
+    @Test("TLS options reach libcurl: a missing CA bundle or client certificate fails the handshake as .tls")
+    func tlsOptions() async throws {
+        let server = try await TestHTTPServer.start { _ in TestHTTPResponse(text: "plain http") }
+        let https = "https://127.0.0.1:\(server.port)/"
+        var configuration = loopbackConfiguration()
+        configuration.tls.caBundlePath = "/nonexistent/ca.pem"
+        try await CurlClient.withClient(configuration: configuration) { client in
+            let error = await #expect(throws: CurlError.self) { try await client.execute(CurlRequest(url: https)) }
+            #expect(error?.kind == .tls, "\(String(describing: error))")
+        }
+        configuration = loopbackConfiguration()
+        configuration.tls.clientCertificatePath = "/nonexistent/client.pem"
+        try await CurlClient.withClient(configuration: configuration) { client in
+            let error = await #expect(throws: CurlError.self) { try await client.execute(CurlRequest(url: https)) }
+            #expect(error?.kind == .tls, "\(String(describing: error))")
+        }
+        // A plain-HTTP server spoken to over TLS: the handshake fails, nothing is answered.
+        try await CurlClient.withClient(configuration: loopbackConfiguration()) { client in
+            let error = await #expect(throws: CurlError.self) { try await client.execute(CurlRequest(url: https)) }
+            #expect(error?.kind == .tls, "\(String(describing: error))")
+        }
+        try await server.stop()
+    }
+
     @Test("errors describe themselves with libcurl's words")
     func errorDescription() {
         let error = CurlError(kind: .timedOut, message: "Operation timed out after 200 milliseconds", curlCode: 28, requestSent: true)
