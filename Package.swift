@@ -10,6 +10,7 @@ let package = Package(
     name: "pay-sidecar",
     platforms: [.macOS(.v15)],
     products: [
+        .executable(name: "pay-sidecar", targets: ["pay-sidecar"]),
         .executable(name: "gateway-sim", targets: ["gateway-sim"]),
         .library(name: "GatewayProtocol", targets: ["GatewayProtocol"]),
         .library(name: "CurlHTTP", targets: ["CurlHTTP"]),
@@ -33,6 +34,9 @@ let package = Package(
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        // Reading configuration values shared by the sidecar and the simulator: durations, addresses, CIDRs,
+        // the environment and secret files.
+        .target(name: "ConfigurationValues", swiftSettings: swiftSettings),
         // libcurl, with typed wrappers for its variadic C functions.
         .systemLibrary(
             name: "CCurl",
@@ -55,6 +59,7 @@ let package = Package(
             dependencies: [
                 "GatewayProtocol",
                 "CurlHTTP",
+                "ConfigurationValues",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -64,11 +69,42 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The sidecar: configuration, the two listeners and their routes, the gateway client.
+        .target(
+            name: "Sidecar",
+            dependencies: [
+                "GatewayProtocol",
+                "CurlHTTP",
+                "ConfigurationValues",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.embedInCode("openapi.json")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "pay-sidecar",
+            dependencies: [
+                "Sidecar",
+                "GatewaySimulator",
+                "GatewayProtocol",
+                "ConfigurationValues",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "gateway-sim",
             dependencies: [
                 "GatewaySimulator",
                 "CurlHTTP",
+                "ConfigurationValues",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

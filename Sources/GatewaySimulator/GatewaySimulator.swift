@@ -97,7 +97,7 @@ public final class GatewaySimulator: Service, Sendable {
             group.addTask { try await self.http.run() }
             group.addTask {
                 // Pending callback retries end with the simulator rather than hold up its shutdown.
-                try await cancelWhenGracefulShutdown {
+                await cancelWhenGracefulShutdown {
                     await withDiscardingTaskGroup { jobGroup in
                         for await job in self.jobs {
                             jobGroup.addTask { await self.perform(job) }

@@ -24,29 +24,3 @@ public struct SimulatorConfiguration: Sendable {
         self.secretKey = secretKey
     }
 }
-
-/// Reads durations written as `250ms`, `5s`, `2m`, `1h` (or a bare number of milliseconds).
-public func parseDuration(_ text: String) -> Duration? {
-    let t = text.trimmingCharacters(in: " ")
-    let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
-    for (suffix, factor) in units where t.hasSuffix(suffix) {
-        let number = t.dropLast(suffix.count)
-        guard !number.isEmpty, number.allSatisfy(\.isASCIIDigitCharacter), let n = Int64(number), n <= Int64.max / factor / 1_000_000 else { return nil }
-        return .milliseconds(n * factor)
-    }
-    if !t.isEmpty, t.allSatisfy(\.isASCIIDigitCharacter), let n = Int64(t) { return .milliseconds(n) }
-    return nil
-}
-
-extension Character {
-    var isASCIIDigitCharacter: Bool { ("0"..."9").contains(self) }
-}
-
-extension String {
-    func trimmingCharacters(in set: Character) -> String {
-        var s = Substring(self)
-        while s.first == set { s.removeFirst() }
-        while s.last == set { s.removeLast() }
-        return String(s)
-    }
-}

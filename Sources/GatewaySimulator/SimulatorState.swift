@@ -1,3 +1,4 @@
+import ConfigurationValues
 import GatewayProtocol
 
 /// One order the simulator holds, deposit or payout. mrn is unique across both kinds.
@@ -77,7 +78,7 @@ struct Fault: Sendable {
 
     var delay: Duration? {
         guard kind == .delay, let text = value?.scalarText else { return nil }
-        return parseDuration(text)
+        return DurationText.parse(text)
     }
 
     func json() -> JSONValue {

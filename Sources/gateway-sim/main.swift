@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConfigurationValues
 import GatewayProtocol
 import GatewaySimulator
 import Logging
@@ -44,7 +45,7 @@ struct GatewaySimCommand: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
-        let env = environment()
+        let env = ProcessEnvironment.read()
         let configuration: SimulatorConfiguration
         let level: Logger.Level
         do {
@@ -86,10 +87,10 @@ struct GatewaySimCommand: AsyncParsableCommand {
         }
         var secret = value(secretKey, "GATEWAY_SIM_SECRET_KEY")
         if secret == nil, let path = env["GATEWAY_SIM_SECRET_KEY_FILE"] {
-            guard let text = readFile(path) else {
+            guard let text = ProcessEnvironment.readTrimmedFile(path) else {
                 throw SettingError(setting: "GATEWAY_SIM_SECRET_KEY_FILE", message: "cannot read \(path)")
             }
-            secret = text.trimmed()
+            secret = text
         }
         let appKey = value(appKey, "GATEWAY_SIM_APP_KEY") ?? "sim_app_key"
         guard !appKey.isEmpty else { throw SettingError(setting: "GATEWAY_SIM_APP_KEY", message: "must not be empty") }
@@ -98,11 +99,11 @@ struct GatewaySimCommand: AsyncParsableCommand {
         var configuration = SimulatorConfiguration(appKey: appKey, secretKey: MerchantSecret(secretText))
 
         let listenText = value(listen, "GATEWAY_SIM_LISTEN") ?? "127.0.0.1:9090"
-        guard let (host, port) = parseHostPort(listenText) else {
+        guard let address = ListenAddress(listenText) else {
             throw SettingError(setting: "GATEWAY_SIM_LISTEN", message: "'\(listenText)' is not host:port (e.g. 127.0.0.1:9090)")
         }
-        configuration.host = host
-        configuration.port = port
+        configuration.host = address.host
+        configuration.port = address.port
 
         if let text = value(balance, "GATEWAY_SIM_BALANCE") {
             guard let fen = AmountText.parse(text, maxDecimals: 2, strict: false) else {
@@ -111,65 +112,21 @@ struct GatewaySimCommand: AsyncParsableCommand {
             configuration.balanceFen = fen
         }
         if let text = value(autoSettle, "GATEWAY_SIM_AUTO_SETTLE"), !text.isEmpty {
-            guard let delay = parseDuration(text) else {
+            guard let delay = DurationText.parse(text) else {
                 throw SettingError(setting: "GATEWAY_SIM_AUTO_SETTLE", message: "'\(text)' is not a duration (e.g. 500ms, 3s, 1m)")
             }
             configuration.autoSettle = delay
         }
         if let text = value(callbackRetry, "GATEWAY_SIM_CALLBACK_RETRY") {
-            let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { parseDuration(String($0)) }
-            guard !parts.contains(where: { $0 == nil }) else {
+            guard let schedule = DurationText.parseList(text) else {
                 throw SettingError(setting: "GATEWAY_SIM_CALLBACK_RETRY", message: "'\(text)' is not a comma-separated list of durations")
             }
-            configuration.callbackRetrySchedule = parts.compactMap { $0 }
+            configuration.callbackRetrySchedule = schedule
         }
         let levelText = value(logLevel, "GATEWAY_SIM_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
             throw SettingError(setting: "GATEWAY_SIM_LOG_LEVEL", message: "'\(levelText)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         return (configuration, level)
-    }
-}
-
-/// `host:port`, `[v6]:port` or `:port` (all interfaces).
-func parseHostPort(_ text: String) -> (String, Int)? {
-    guard let colon = text.lastIndex(of: ":") else { return nil }
-    var host = String(text[..<colon])
-    guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-    if host.isEmpty { host = "0.0.0.0" }
-    return (host, port)
-}
-
-func environment() -> [String: String] {
-    var result: [String: String] = [:]
-    var pointer = environ
-    while let entry = pointer.pointee {
-        let pair = String(cString: entry)
-        if let eq = pair.firstIndex(of: "=") { result[String(pair[..<eq])] = String(pair[pair.index(after: eq)...]) }
-        pointer += 1
-    }
-    return result
-}
-
-func readFile(_ path: String) -> String? {
-    guard let file = fopen(path, "r") else { return nil }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = fread(&buffer, 1, buffer.count, file)
-        if n <= 0 { break }
-        bytes.append(contentsOf: buffer[0..<n])
-    }
-    return String(validating: bytes, as: UTF8.self)
-}
-
-extension String {
-    func trimmed() -> String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        while let l = s.last, l.isWhitespace { s.removeLast() }
-        return String(s)
     }
 }

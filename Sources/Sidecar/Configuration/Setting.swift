@@ -1,0 +1,63 @@
+/// One configuration setting: its environment variable, its flag, whether it is secret (and so also read
+/// from `<NAME>_FILE`), its default and its meaning. The table drives parsing, `--help` and the README.
+public struct Setting: Sendable, Hashable {
+    public let variable: String
+    public let defaultValue: String?
+    public let isSecret: Bool
+    public let help: String
+
+    /// `--gateway-url` for `PAYSIDECAR_GATEWAY_URL`.
+    public var flag: String {
+        "--" + String(variable.dropFirst("PAYSIDECAR_".count).lowercased().map { $0 == "_" ? "-" : $0 })
+    }
+
+    public var fileVariable: String? { isSecret ? variable + "_FILE" : nil }
+    public var fileFlag: String? { isSecret ? flag + "-file" : nil }
+
+    init(_ variable: String, default defaultValue: String? = nil, secret: Bool = false, _ help: String) {
+        self.variable = variable
+        self.defaultValue = defaultValue
+        self.isSecret = secret
+        self.help = help
+    }
+}
+
+extension Setting {
+    public static let gatewayURL = Setting("PAYSIDECAR_GATEWAY_URL", "Gateway base URL, e.g. https://pay.example.com (required)")
+    public static let appKey = Setting("PAYSIDECAR_APP_KEY", "Merchant appKey (required)")
+    public static let secretKey = Setting("PAYSIDECAR_SECRET_KEY", secret: true, "Merchant signing secret; never logged or returned (required)")
+    public static let publicURL = Setting("PAYSIDECAR_PUBLIC_URL", "Base URL at which the gateway reaches the callback listener (required)")
+    public static let listen = Setting("PAYSIDECAR_LISTEN", default: "127.0.0.1:8080", "Internal API address")
+    public static let callbackListen = Setting("PAYSIDECAR_CALLBACK_LISTEN", default: "0.0.0.0:8081", "Callback listener address")
+    public static let apiToken = Setting("PAYSIDECAR_API_TOKEN", secret: true, "When set, internal callers must send Authorization: Bearer <token>")
+    public static let webhookURL = Setting("PAYSIDECAR_WEBHOOK_URL", "Default internal webhook target")
+    public static let webhookSecret = Setting("PAYSIDECAR_WEBHOOK_SECRET", secret: true, "Standard Webhooks secret, whsec_ + base64 (required with WEBHOOK_URL)")
+    public static let webhookRetrySchedule = Setting("PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE", default: "5s,5m,30m,2h,5h,10h,10h", "Delays between webhook attempts after the first")
+    public static let webhookTimeout = Setting("PAYSIDECAR_WEBHOOK_TIMEOUT", default: "15s", "Per-attempt webhook timeout")
+    public static let databaseURL = Setting("PAYSIDECAR_DATABASE_URL", default: "sqlite://pay-sidecar.db", "sqlite:///abs/path.db, sqlite://rel.db or postgres://...")
+    public static let callbackAllowedIPs = Setting("PAYSIDECAR_CALLBACK_ALLOWED_IPS", "Comma-separated IPs/CIDRs allowed to post callbacks (unset: any)")
+    public static let gatewayTimeout = Setting("PAYSIDECAR_GATEWAY_TIMEOUT", default: "10s", "Total time for one gateway call")
+    public static let reconcileAfter = Setting("PAYSIDECAR_RECONCILE_AFTER", default: "60s", "How long an order may stay pending before the sidecar queries it")
+    public static let logLevel = Setting("PAYSIDECAR_LOG_LEVEL", default: "info", "trace, debug, info, notice, warning, error, critical")
+    public static let logFormat = Setting("PAYSIDECAR_LOG_FORMAT", default: "json", "json or text")
+
+    /// Every setting, in the contract's order.
+    public static let all: [Setting] = [
+        .gatewayURL, .appKey, .secretKey, .publicURL, .listen, .callbackListen, .apiToken, .webhookURL, .webhookSecret,
+        .webhookRetrySchedule, .webhookTimeout, .databaseURL, .callbackAllowedIPs, .gatewayTimeout, .reconcileAfter,
+        .logLevel, .logFormat,
+    ]
+}
+
+/// A setting that is missing or malformed. `description` is the one line printed at start-up.
+public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    public let setting: String
+    public let message: String
+
+    public init(_ setting: String, _ message: String) {
+        self.setting = setting
+        self.message = message
+    }
+
+    public var description: String { "\(setting): \(message)" }
+}

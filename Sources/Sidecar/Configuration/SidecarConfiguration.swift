@@ -1,0 +1,226 @@
+import ConfigurationValues
+import GatewayProtocol
+import Logging
+
+/// Where the sidecar keeps its durable state.
+public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
+    /// A SQLite file (created if missing).
+    case sqlite(path: String)
+    /// A PostgreSQL URL; it may hold a password, so it never prints.
+    case postgres(Secret)
+
+    public var description: String {
+        switch self {
+        case .sqlite(let path): return "sqlite://\(path)"
+        case .postgres: return "postgres://<redacted>"
+        }
+    }
+}
+
+/// How log lines are written.
+public enum LogFormat: String, Sendable, Hashable {
+    case json, text
+}
+
+/// Everything the sidecar is configured with (contract section 2), validated.
+public struct SidecarConfiguration: Sendable {
+    /// Gateway base URL without a trailing slash.
+    public var gatewayURL: String
+    public var appKey: String
+    public var secretKey: MerchantSecret
+    /// Public base URL of the callback listener, without a trailing slash.
+    public var publicURL: String
+    public var listen: ListenAddress
+    public var callbackListen: ListenAddress
+    public var apiToken: Secret?
+    public var webhookURL: String?
+    public var webhookSecret: Secret?
+    public var webhookRetrySchedule: [Duration]
+    public var webhookTimeout: Duration
+    public var database: DatabaseLocation
+    /// nil: callbacks from any address.
+    public var callbackAllowedIPs: [IPRange]?
+    public var gatewayTimeout: Duration
+    public var reconcileAfter: Duration
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+
+    /// The `callbackUrl` sent with deposits.
+    public var depositCallbackURL: String { publicURL + "/callbacks/deposit" }
+    /// The `callbackUrl` sent with payouts.
+    public var payoutCallbackURL: String { publicURL + "/callbacks/payout" }
+
+    /// Reads every setting: a flag wins over the environment; a secret may come from `<NAME>_FILE`
+    /// (or its `--...-file` flag), trimmed. Throws the first missing or malformed setting.
+    ///
+    /// - Parameters:
+    ///   - flags: flag values keyed by the setting's variable name (`PAYSIDECAR_LISTEN`, `PAYSIDECAR_SECRET_KEY_FILE`).
+    ///   - environment: the process environment.
+    ///   - readFile: reads a secret file (trimmed), nil when unreadable.
+    public static func load(
+        flags: [String: String],
+        environment: [String: String],
+        readFile: @escaping (String) -> String? = ProcessEnvironment.readTrimmedFile
+    ) throws(ConfigurationError) -> SidecarConfiguration {
+        var reader = SettingReader(flags: flags, environment: environment, readFile: readFile)
+        let gatewayURL = try reader.url(.gatewayURL, required: true)!
+        let appKey = try reader.required(.appKey)
+        if FieldRules.containsControlCharacter(appKey) || appKey.contains("&") || appKey.contains("=") {
+            throw ConfigurationError(Setting.appKey.variable, "must not contain control characters, '&' or '='")
+        }
+        let secretKey = MerchantSecret(try reader.required(.secretKey))
+        let publicURL = try reader.url(.publicURL, required: true)!
+        let listen = try reader.listenAddress(.listen)
+        let callbackListen = try reader.listenAddress(.callbackListen)
+        if listen == callbackListen {
+            throw ConfigurationError(Setting.callbackListen.variable, "must differ from \(Setting.listen.variable) (\(listen)): the two listeners are never one")
+        }
+        let apiToken = try reader.optional(.apiToken).map(Secret.init)
+        let webhookURL = try reader.url(.webhookURL, required: false)
+        let webhookSecretText = try reader.optional(.webhookSecret)
+        if webhookURL != nil, webhookSecretText == nil {
+            throw ConfigurationError(Setting.webhookSecret.variable, "is required when \(Setting.webhookURL.variable) is set")
+        }
+        if let text = webhookSecretText, !WebhookSecretFormat.isValid(text) {
+            throw ConfigurationError(Setting.webhookSecret.variable, "must be whsec_ followed by base64 of at least 24 bytes")
+        }
+        let schedule = try reader.durationList(.webhookRetrySchedule)
+        let webhookTimeout = try reader.duration(.webhookTimeout)
+        let database = try reader.database(.databaseURL)
+        let allowed = try reader.ipRanges(.callbackAllowedIPs)
+        let gatewayTimeout = try reader.duration(.gatewayTimeout)
+        let reconcileAfter = try reader.duration(.reconcileAfter)
+        let levelText = try reader.required(.logLevel).lowercased()
+        guard let level = Logger.Level(rawValue: levelText) else {
+            throw ConfigurationError(Setting.logLevel.variable, "'\(levelText)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        let formatText = try reader.required(.logFormat).lowercased()
+        guard let format = LogFormat(rawValue: formatText) else {
+            throw ConfigurationError(Setting.logFormat.variable, "'\(formatText)' is not json or text")
+        }
+        return SidecarConfiguration(
+            gatewayURL: gatewayURL, appKey: appKey, secretKey: secretKey, publicURL: publicURL, listen: listen,
+            callbackListen: callbackListen, apiToken: apiToken, webhookURL: webhookURL, webhookSecret: webhookSecretText.map(Secret.init),
+            webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, database: database, callbackAllowedIPs: allowed,
+            gatewayTimeout: gatewayTimeout, reconcileAfter: reconcileAfter, logLevel: level, logFormat: format
+        )
+    }
+}
+
+/// The `whsec_` + base64 form of a Standard Webhooks secret.
+enum WebhookSecretFormat {
+    static func isValid(_ text: String) -> Bool {
+        guard text.hasPrefix("whsec_") else { return false }
+        let body = text.dropFirst("whsec_".count)
+        guard body.count >= 32, body.count % 4 == 0 else { return false }
+        return body.utf8.allSatisfy { b in
+            (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || b == 0x2B || b == 0x2F || b == 0x3D
+        }
+    }
+}
+
+/// Resolves each setting from flags, the environment, files and defaults.
+struct SettingReader {
+    let flags: [String: String]
+    let environment: [String: String]
+    let readFile: (String) -> String?
+
+    /// The raw value, or nil when unset (an empty value counts as unset).
+    mutating func optional(_ setting: Setting) throws(ConfigurationError) -> String? {
+        func nonEmpty(_ s: String?) -> String? { (s?.isEmpty ?? true) ? nil : s }
+        let fileName = setting.fileVariable
+        for source in [flags, environment] {
+            let direct = nonEmpty(source[setting.variable])
+            let file = fileName.flatMap { nonEmpty(source[$0]) }
+            if direct != nil, file != nil {
+                throw ConfigurationError(setting.variable, "set either \(setting.variable) or \(fileName!), not both")
+            }
+            if let direct { return direct }
+            if let file, let fileName {
+                guard let text = readFile(file) else { throw ConfigurationError(fileName, "cannot read \(file)") }
+                guard !text.isEmpty else { throw ConfigurationError(fileName, "\(file) is empty") }
+                return text
+            }
+        }
+        return setting.defaultValue
+    }
+
+    mutating func required(_ setting: Setting) throws(ConfigurationError) -> String {
+        guard let value = try optional(setting) else {
+            throw ConfigurationError(setting.variable, "is required (set \(setting.variable) or \(setting.flag))")
+        }
+        return value
+    }
+
+    mutating func url(_ setting: Setting, required: Bool) throws(ConfigurationError) -> String? {
+        guard var value = required ? try self.required(setting) : try optional(setting) else { return nil }
+        if FieldRules.absoluteURL(setting.variable, value) != nil || value.contains("?") || value.contains("#") {
+            throw ConfigurationError(setting.variable, "'\(value)' is not an absolute http(s) URL without query or fragment")
+        }
+        while value.hasSuffix("/") { value.removeLast() }
+        return value
+    }
+
+    mutating func listenAddress(_ setting: Setting) throws(ConfigurationError) -> ListenAddress {
+        let text = try required(setting)
+        guard let address = ListenAddress(text) else {
+            throw ConfigurationError(setting.variable, "'\(text)' is not host:port (e.g. 127.0.0.1:8080)")
+        }
+        return address
+    }
+
+    mutating func duration(_ setting: Setting) throws(ConfigurationError) -> Duration {
+        let text = try required(setting)
+        guard let d = DurationText.parse(text), d > .zero else {
+            throw ConfigurationError(setting.variable, "'\(text)' is not a positive duration (e.g. 500ms, 10s, 5m, 2h)")
+        }
+        return d
+    }
+
+    mutating func durationList(_ setting: Setting) throws(ConfigurationError) -> [Duration] {
+        let text = try required(setting)
+        guard let list = DurationText.parseList(text), list.allSatisfy({ $0 >= .zero }) else {
+            throw ConfigurationError(setting.variable, "'\(text)' is not a comma-separated list of durations (e.g. 5s,5m,30m)")
+        }
+        return list
+    }
+
+    mutating func database(_ setting: Setting) throws(ConfigurationError) -> DatabaseLocation {
+        let text = try required(setting)
+        if text.hasPrefix("sqlite://") {
+            let path = String(text.dropFirst("sqlite://".count))
+            guard !path.isEmpty, !path.hasSuffix("/") else {
+                throw ConfigurationError(setting.variable, "'\(text)' names no file (e.g. sqlite:///var/lib/pay-sidecar/pay.db)")
+            }
+            return .sqlite(path: path)
+        }
+        if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            return .postgres(Secret(text))
+        }
+        throw ConfigurationError(setting.variable, "must start with sqlite:// or postgres://")
+    }
+
+    mutating func ipRanges(_ setting: Setting) throws(ConfigurationError) -> [IPRange]? {
+        guard let text = try optional(setting) else { return nil }
+        var ranges: [IPRange] = []
+        for part in text.split(separator: ",") {
+            let item = String(part).trimmingCharacters(" ")
+            if item.isEmpty { continue }
+            guard let range = IPRange(item) else {
+                throw ConfigurationError(setting.variable, "'\(item)' is not an IP address or CIDR range")
+            }
+            ranges.append(range)
+        }
+        guard !ranges.isEmpty else { throw ConfigurationError(setting.variable, "lists no address") }
+        return ranges
+    }
+}
+
+extension String {
+    func trimmingCharacters(_ c: Character) -> String {
+        var s = Substring(self)
+        while s.first == c { s.removeFirst() }
+        while s.last == c { s.removeLast() }
+        return String(s)
+    }
+}

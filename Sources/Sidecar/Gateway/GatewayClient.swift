@@ -1,0 +1,102 @@
+import CurlHTTP
+import GatewayProtocol
+
+/// A gateway call that produced no answer the sidecar could read.
+public struct GatewayCallFailure: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        /// Could not reach the gateway, or it answered 5xx, or the connection broke.
+        case unavailable
+        /// No answer within PAYSIDECAR_GATEWAY_TIMEOUT.
+        case timeout
+        /// An answer that is not the documented JSON.
+        case badResponse
+    }
+
+    public let kind: Kind
+    /// Safe to show a caller: never holds the secret or the signed request.
+    public let detail: String
+    /// True when the request may have reached the gateway: for a create, the outcome is unknown.
+    public let requestSent: Bool
+
+    public var description: String { "\(kind): \(detail)" }
+}
+
+/// The gateway's answer with the time the call took.
+public struct GatewayCall<Answer: Sendable>: Sendable {
+    public let result: Result<Answer, GatewayCallFailure>
+    public let latency: Duration
+}
+
+/// Speaks the gateway's protocol over CurlHTTP: builds signed requests, sends them, reads the answers.
+public struct GatewayClient: Sendable {
+    let http: CurlClient
+    let baseURL: String
+    let secret: MerchantSecret
+    let timeout: Duration
+
+    public init(http: CurlClient, baseURL: String, secret: MerchantSecret, timeout: Duration) {
+        self.http = http
+        self.baseURL = baseURL
+        self.secret = secret
+        self.timeout = timeout
+    }
+
+    /// `POST /api/Pay/Create`.
+    public func createDeposit(_ deposit: DepositRequest) async -> GatewayCall<DepositCreateAnswer> {
+        await call(method: "POST", path: "/api/Pay/Create", body: deposit.jsonBody(secret: secret)) { (bytes) throws(GatewayAnswerError) in try DepositCreateAnswer(json: bytes) }
+    }
+
+    /// `POST /api/Payouts/Create`.
+    public func createPayout(_ payout: PayoutRequest) async -> GatewayCall<PayoutCreateAnswer> {
+        await call(method: "POST", path: "/api/Payouts/Create", body: payout.jsonBody(secret: secret)) { (bytes) throws(GatewayAnswerError) in try PayoutCreateAnswer(json: bytes) }
+    }
+
+    /// `GET /api/Payments/Query` or `/api/Payouts/Query`.
+    public func query(_ query: OrderQuery) async -> GatewayCall<QueryAnswer> {
+        await call(method: "GET", path: query.pathAndQuery(secret: secret), body: nil) { (bytes) throws(GatewayAnswerError) in try QueryAnswer(json: bytes) }
+    }
+
+    func call<Answer: Sendable>(
+        method: String, path: String, body: [UInt8]?,
+        parse: ([UInt8]) throws(GatewayAnswerError) -> Answer
+    ) async -> GatewayCall<Answer> {
+        let start = ContinuousClock.now
+        var headers: [(name: String, value: String)] = [("Accept", "application/json")]
+        if body != nil { headers.append(("Content-Type", "application/json; charset=utf-8")) }
+        let request = CurlRequest(method: method, url: baseURL + path, headers: headers, body: body, timeout: timeout)
+        let result: Result<Answer, GatewayCallFailure>
+        do {
+            let response = try await http.execute(request)
+            if response.status >= 500 {
+                result = .failure(GatewayCallFailure(kind: .unavailable, detail: "the gateway answered HTTP \(response.status)", requestSent: true))
+            } else if response.status != 200 {
+                result = .failure(GatewayCallFailure(kind: .badResponse, detail: "the gateway answered HTTP \(response.status)", requestSent: true))
+            } else {
+                do {
+                    result = .success(try parse(response.body))
+                } catch {
+                    result = .failure(GatewayCallFailure(kind: .badResponse, detail: "the gateway's answer could not be read: \(error.message)", requestSent: true))
+                }
+            }
+        } catch let error as CurlError {
+            result = .failure(Self.failure(for: error))
+        } catch {
+            result = .failure(GatewayCallFailure(kind: .unavailable, detail: "the gateway call failed", requestSent: true))
+        }
+        return GatewayCall(result: result, latency: ContinuousClock.now - start)
+    }
+
+    static func failure(for error: CurlError) -> GatewayCallFailure {
+        switch error.kind {
+        case .timedOut:
+            return GatewayCallFailure(kind: .timeout, detail: "no answer from the gateway in time", requestSent: error.requestSent)
+        case .protocolError, .responseTooLarge:
+            return GatewayCallFailure(kind: .badResponse, detail: "the gateway's answer broke HTTP: \(error.message)", requestSent: true)
+        case .cancelled, .shutdown:
+            return GatewayCallFailure(kind: .unavailable, detail: "the call was abandoned (\(error.kind))", requestSent: error.requestSent)
+        default:
+            // libcurl's message names host and port, never the request body.
+            return GatewayCallFailure(kind: .unavailable, detail: "the gateway could not be reached: \(error.message)", requestSent: error.requestSent)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import ConfigurationValues
+import GatewayProtocol
+import GatewaySimulator
+import Logging
+import ServiceLifecycle
+import Sidecar
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct PaySidecar: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pay-sidecar",
+        abstract: "Signs and forwards payment calls to the gateway; turns its callbacks into signed webhooks.",
+        discussion: """
+            Internal services call the internal API (PAYSIDECAR_LISTEN) with plain JSON; the sidecar validates,
+            injects the appKey, signs with the secret only it holds, and forwards to the gateway. The gateway's
+            callbacks arrive on a separate listener (PAYSIDECAR_CALLBACK_LISTEN).
+            Every option also reads its environment variable; a flag wins. Secrets also read <NAME>_FILE.
+            """,
+        subcommands: [Serve.self, Demo.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Prints one line to standard error and exits with code 2: the start-up failure contract.
+func failStartup(_ message: String) -> ExitCode {
+    var line = "pay-sidecar: \(message)\n"
+    line.withUTF8 { buffer in _ = write(2, buffer.baseAddress, buffer.count) }
+    return ExitCode(2)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the sidecar (the default command).")
+
+    @OptionGroup var settings: SettingOptions
+
+    func run() async throws {
+        let configuration: SidecarConfiguration
+        do {
+            configuration = try SidecarConfiguration.load(flags: settings.flagValues, environment: ProcessEnvironment.read())
+        } catch {
+            throw failStartup(error.description)
+        }
+        LoggingSystem.bootstrapSidecar(format: configuration.logFormat, level: configuration.logLevel)
+        let logger = Logger(label: "pay-sidecar")
+        let server = try SidecarServer(configuration: configuration, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: server.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                let ports = await server.boundPorts()
+                logger.info("pay-sidecar started", metadata: [
+                    "internal_api": "\(configuration.listen.host):\(ports.internalAPI)",
+                    "callback_listener": "\(configuration.callbackListen.host):\(ports.callback)",
+                    "gateway": "\(configuration.gatewayURL)",
+                    "public_url": "\(configuration.publicURL)",
+                    "database": "\(configuration.database)",
+                    "api_token": "\(configuration.apiToken == nil ? "off" : "on")",
+                ])
+            }
+            try await tasks.waitForAll()
+        }
+    }
+}
+
+/// Every setting of contract section 2 as a flag. The names come from `Setting`; a test checks they match.
+struct SettingOptions: ParsableArguments {
+    @Option(name: .customLong("gateway-url"), help: help(.gatewayURL)) var gatewayURL: String?
+    @Option(name: .customLong("app-key"), help: help(.appKey)) var appKey: String?
+    @Option(name: .customLong("secret-key"), help: help(.secretKey)) var secretKey: String?
+    @Option(name: .customLong("secret-key-file"), help: fileHelp(.secretKey)) var secretKeyFile: String?
+    @Option(name: .customLong("public-url"), help: help(.publicURL)) var publicURL: String?
+    @Option(name: .customLong("listen"), help: help(.listen)) var listen: String?
+    @Option(name: .customLong("callback-listen"), help: help(.callbackListen)) var callbackListen: String?
+    @Option(name: .customLong("api-token"), help: help(.apiToken)) var apiToken: String?
+    @Option(name: .customLong("api-token-file"), help: fileHelp(.apiToken)) var apiTokenFile: String?
+    @Option(name: .customLong("webhook-url"), help: help(.webhookURL)) var webhookURL: String?
+    @Option(name: .customLong("webhook-secret"), help: help(.webhookSecret)) var webhookSecret: String?
+    @Option(name: .customLong("webhook-secret-file"), help: fileHelp(.webhookSecret)) var webhookSecretFile: String?
+    @Option(name: .customLong("webhook-retry-schedule"), help: help(.webhookRetrySchedule)) var webhookRetrySchedule: String?
+    @Option(name: .customLong("webhook-timeout"), help: help(.webhookTimeout)) var webhookTimeout: String?
+    @Option(name: .customLong("database-url"), help: help(.databaseURL)) var databaseURL: String?
+    @Option(name: .customLong("callback-allowed-ips"), help: help(.callbackAllowedIPs)) var callbackAllowedIPs: String?
+    @Option(name: .customLong("gateway-timeout"), help: help(.gatewayTimeout)) var gatewayTimeout: String?
+    @Option(name: .customLong("reconcile-after"), help: help(.reconcileAfter)) var reconcileAfter: String?
+    @Option(name: .customLong("log-level"), help: help(.logLevel)) var logLevel: String?
+    @Option(name: .customLong("log-format"), help: help(.logFormat)) var logFormat: String?
+
+    static func help(_ setting: Setting) -> ArgumentHelp {
+        ArgumentHelp("\(setting.help) [env: \(setting.variable)]\(setting.defaultValue.map { " (default: \($0))" } ?? "")")
+    }
+
+    static func fileHelp(_ setting: Setting) -> ArgumentHelp {
+        ArgumentHelp("Read \(setting.flag.dropFirst(2)) from this file, trimmed [env: \(setting.fileVariable!)]")
+    }
+
+    /// The given flags keyed by variable name.
+    var flagValues: [String: String] {
+        let pairs: [(String, String?)] = [
+            (Setting.gatewayURL.variable, gatewayURL), (Setting.appKey.variable, appKey),
+            (Setting.secretKey.variable, secretKey), (Setting.secretKey.fileVariable!, secretKeyFile),
+            (Setting.publicURL.variable, publicURL), (Setting.listen.variable, listen),
+            (Setting.callbackListen.variable, callbackListen), (Setting.apiToken.variable, apiToken),
+            (Setting.apiToken.fileVariable!, apiTokenFile), (Setting.webhookURL.variable, webhookURL),
+            (Setting.webhookSecret.variable, webhookSecret), (Setting.webhookSecret.fileVariable!, webhookSecretFile),
+            (Setting.webhookRetrySchedule.variable, webhookRetrySchedule), (Setting.webhookTimeout.variable, webhookTimeout),
+            (Setting.databaseURL.variable, databaseURL), (Setting.callbackAllowedIPs.variable, callbackAllowedIPs),
+            (Setting.gatewayTimeout.variable, gatewayTimeout), (Setting.reconcileAfter.variable, reconcileAfter),
+            (Setting.logLevel.variable, logLevel), (Setting.logFormat.variable, logFormat),
+        ]
+        var result: [String: String] = [:]
+        for (name, value) in pairs { if let value { result[name] = value } }
+        return result
+    }
+}
