@@ -154,5 +154,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "SidecarTests",
+            dependencies: [
+                "Sidecar",
+                "GatewaySimulator",
+                "GatewayProtocol",
+                "CurlHTTP",
+                "ConfigurationValues",
+                "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -74,7 +74,7 @@ extension GatewaySimulator {
                 contentType: request.headers[.contentType] ?? "", body: String(decoding: body, as: UTF8.self), at: Self.now()
             ))
         }
-        let fault = state.withLock { $0.takeFault(path: path, kinds: [.delay, .status, .drop, .garbage]) }
+        let fault = state.withLock { $0.takeFault(path: path, kinds: [.delay, .status, .drop, .garbage, .answer]) }
         if let fault { logger.info("fault injected", metadata: ["path": "\(path)", "kind": "\(fault.kind.rawValue)"]) }
         if let fault, fault.kind == .status {
             let code = fault.value?.scalarText.flatMap { Int($0) } ?? 500
@@ -83,6 +83,9 @@ extension GatewaySimulator {
                 headers: [.contentType: "text/plain; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: "simulated failure \(code)\n"))
             )
+        }
+        if let fault, fault.kind == .answer, let value = fault.value {
+            return Self.json(value)
         }
         var response = await process(body)
         switch fault?.kind {
@@ -334,7 +337,7 @@ extension GatewaySimulator {
             return Self.controlError(.badRequest, "invalid_kind", "kind must be one of \(Fault.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let callbackKinds: Set<Fault.Kind> = [.duplicate, .badSignature, .delay]
-        let httpKinds: Set<Fault.Kind> = [.delay, .status, .drop, .garbage]
+        let httpKinds: Set<Fault.Kind> = [.delay, .status, .drop, .garbage, .answer]
         guard path == "callback" ? callbackKinds.contains(kind) : httpKinds.contains(kind) else {
             return Self.controlError(.badRequest, "invalid_kind", "kind \(kind.rawValue) does not apply to \(path)")
         }
@@ -351,6 +354,9 @@ extension GatewaySimulator {
         }
         if kind == .status, fault.value?.scalarText.flatMap({ Int($0) }).map({ (100...599).contains($0) }) != true {
             return Self.controlError(.badRequest, "invalid_value", "a status fault needs value: an HTTP status code")
+        }
+        if kind == .answer, fault.value == nil || fault.value?.isNull == true {
+            return Self.controlError(.badRequest, "invalid_value", "an answer fault needs value: the JSON to answer with")
         }
         state.withLock { $0.faults.append(fault) }
         return Self.json(fault.json(), status: .created)

@@ -62,6 +62,8 @@ struct Fault: Sendable {
         case drop
         /// Process the request, then answer 200 with a body that is not JSON.
         case garbage
+        /// Answer 200 with `value` (any JSON document) without processing: e.g. an error code to provoke.
+        case answer
         /// Callbacks only: send each callback twice.
         case duplicate
         /// Callbacks only: send a callback with a wrong signature (then, on retry, a correct one).

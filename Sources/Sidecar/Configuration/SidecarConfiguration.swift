@@ -72,7 +72,7 @@ public struct SidecarConfiguration: Sendable {
         let publicURL = try reader.url(.publicURL, required: true)!
         let listen = try reader.listenAddress(.listen)
         let callbackListen = try reader.listenAddress(.callbackListen)
-        if listen == callbackListen {
+        if listen == callbackListen, listen.port != 0 {
             throw ConfigurationError(Setting.callbackListen.variable, "must differ from \(Setting.listen.variable) (\(listen)): the two listeners are never one")
         }
         let apiToken = try reader.optional(.apiToken).map(Secret.init)

@@ -1,0 +1,149 @@
+import ConfigurationValues
+import GatewayProtocol
+import Logging
+import Foundation
+import Testing
+
+@testable import Sidecar
+
+let required = [
+    "PAYSIDECAR_GATEWAY_URL": "https://pay.example.com/",
+    "PAYSIDECAR_APP_KEY": "mch_1",
+    "PAYSIDECAR_SECRET_KEY": "s3cret",
+    "PAYSIDECAR_PUBLIC_URL": "https://cb.shop.example",
+]
+
+func load(flags: [String: String] = [:], env: [String: String] = required, files: [String: String] = [:]) throws(ConfigurationError) -> SidecarConfiguration {
+    try SidecarConfiguration.load(flags: flags, environment: env, readFile: { files[$0] })
+}
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    @Test("defaults of contract section 2")
+    func defaults() throws {
+        let c = try load()
+        #expect(c.gatewayURL == "https://pay.example.com")
+        #expect(c.listen == ListenAddress(host: "127.0.0.1", port: 8080))
+        #expect(c.callbackListen == ListenAddress(host: "0.0.0.0", port: 8081))
+        #expect(c.depositCallbackURL == "https://cb.shop.example/callbacks/deposit")
+        #expect(c.payoutCallbackURL == "https://cb.shop.example/callbacks/payout")
+        #expect(c.webhookRetrySchedule == [.seconds(5), .seconds(300), .seconds(1800), .seconds(7200), .seconds(18000), .seconds(36000), .seconds(36000)])
+        #expect(c.webhookTimeout == .seconds(15))
+        #expect(c.gatewayTimeout == .seconds(10))
+        #expect(c.reconcileAfter == .seconds(60))
+        #expect(c.database == .sqlite(path: "pay-sidecar.db"))
+        #expect(c.callbackAllowedIPs == nil)
+        #expect(c.apiToken == nil)
+        #expect(c.logLevel == .info)
+        #expect(c.logFormat == .json)
+    }
+
+    @Test("a flag wins over the environment; secrets come from *_FILE, trimmed")
+    func precedence() throws {
+        let c = try load(
+            flags: ["PAYSIDECAR_LISTEN": "127.0.0.1:9000", "PAYSIDECAR_API_TOKEN_FILE": "/run/secrets/token"],
+            env: required.merging(["PAYSIDECAR_LISTEN": "127.0.0.1:7000", "PAYSIDECAR_API_TOKEN": "from-env"]) { $1 },
+            files: ["/run/secrets/token": "from-file"]
+        )
+        #expect(c.listen.port == 9000)
+        #expect(c.apiToken?.reveal() == "from-file")
+        var env = required
+        env["PAYSIDECAR_SECRET_KEY"] = nil
+        env["PAYSIDECAR_SECRET_KEY_FILE"] = "/s"
+        let fromFile = try load(env: env, files: ["/s": "file-secret"])
+        #expect(fromFile.secretKey == .init("file-secret"))
+    }
+
+    @Test("database, allowlist, webhook settings parse")
+    func parsing() throws {
+        let c = try load(env: required.merging([
+            "PAYSIDECAR_DATABASE_URL": "sqlite:///var/lib/pay/pay.db",
+            "PAYSIDECAR_CALLBACK_ALLOWED_IPS": "203.0.113.7, 10.0.0.0/8,2001:db8::/32",
+            "PAYSIDECAR_WEBHOOK_URL": "http://app.internal/hooks",
+            "PAYSIDECAR_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE": "1s,500ms",
+        ]) { $1 })
+        #expect(c.database == .sqlite(path: "/var/lib/pay/pay.db"))
+        #expect(c.callbackAllowedIPs?.count == 3)
+        #expect(c.callbackAllowedIPs?[1].contains("10.1.2.3") == true)
+        #expect(c.callbackAllowedIPs?[2].contains("2001:db8::1") == true)
+        #expect(c.callbackAllowedIPs?[0].contains("203.0.113.8") == false)
+        #expect(c.webhookRetrySchedule == [.seconds(1), .milliseconds(500)])
+        #expect(try load(env: required.merging(["PAYSIDECAR_DATABASE_URL": "postgres://u:p@db/pay"]) { $1 }).database.description == "postgres://<redacted>")
+    }
+
+    @Test("missing or malformed settings name the setting", arguments: [
+        ("PAYSIDECAR_GATEWAY_URL", nil, "PAYSIDECAR_GATEWAY_URL"),
+        ("PAYSIDECAR_GATEWAY_URL", "pay.example.com", "PAYSIDECAR_GATEWAY_URL"),
+        ("PAYSIDECAR_GATEWAY_URL", "https://pay.example.com/?x=1", "PAYSIDECAR_GATEWAY_URL"),
+        ("PAYSIDECAR_APP_KEY", nil, "PAYSIDECAR_APP_KEY"),
+        ("PAYSIDECAR_APP_KEY", "a&b", "PAYSIDECAR_APP_KEY"),
+        ("PAYSIDECAR_SECRET_KEY", nil, "PAYSIDECAR_SECRET_KEY"),
+        ("PAYSIDECAR_PUBLIC_URL", "ftp://x", "PAYSIDECAR_PUBLIC_URL"),
+        ("PAYSIDECAR_LISTEN", "8080", "PAYSIDECAR_LISTEN"),
+        ("PAYSIDECAR_CALLBACK_LISTEN", "127.0.0.1:8080", "PAYSIDECAR_CALLBACK_LISTEN"),
+        ("PAYSIDECAR_CALLBACK_LISTEN", "::1:8081", "PAYSIDECAR_CALLBACK_LISTEN"),
+        ("PAYSIDECAR_WEBHOOK_URL", "http://app/hooks", "PAYSIDECAR_WEBHOOK_SECRET"),
+        ("PAYSIDECAR_WEBHOOK_SECRET", "hunter2", "PAYSIDECAR_WEBHOOK_SECRET"),
+        ("PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE", "5s,,1m", "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE"),
+        ("PAYSIDECAR_WEBHOOK_TIMEOUT", "0s", "PAYSIDECAR_WEBHOOK_TIMEOUT"),
+        ("PAYSIDECAR_DATABASE_URL", "mysql://x", "PAYSIDECAR_DATABASE_URL"),
+        ("PAYSIDECAR_DATABASE_URL", "sqlite://", "PAYSIDECAR_DATABASE_URL"),
+        ("PAYSIDECAR_CALLBACK_ALLOWED_IPS", "10.0.0.0/33", "PAYSIDECAR_CALLBACK_ALLOWED_IPS"),
+        ("PAYSIDECAR_CALLBACK_ALLOWED_IPS", "gateway.example", "PAYSIDECAR_CALLBACK_ALLOWED_IPS"),
+        ("PAYSIDECAR_GATEWAY_TIMEOUT", "10 seconds", "PAYSIDECAR_GATEWAY_TIMEOUT"),
+        ("PAYSIDECAR_RECONCILE_AFTER", "-1s", "PAYSIDECAR_RECONCILE_AFTER"),
+        ("PAYSIDECAR_LOG_LEVEL", "verbose", "PAYSIDECAR_LOG_LEVEL"),
+        ("PAYSIDECAR_LOG_FORMAT", "xml", "PAYSIDECAR_LOG_FORMAT"),
+        ("PAYSIDECAR_SECRET_KEY_FILE", "/missing", "PAYSIDECAR_SECRET_KEY"),
+        ("PAYSIDECAR_API_TOKEN_FILE", "/missing", "PAYSIDECAR_API_TOKEN_FILE"),
+    ] as [(String, String?, String)])
+    func invalid(variable: String, value: String?, named: String) {
+        var env = required
+        env[variable] = value
+        #expect {
+            try load(env: env)
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.setting == named && !error.message.isEmpty && !error.description.contains("\n")
+        }
+    }
+
+    @Test("secrets never print")
+    func redaction() throws {
+        let c = try load(env: required.merging(["PAYSIDECAR_API_TOKEN": "tok-123", "PAYSIDECAR_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]) { $1 })
+        var dumped = ""
+        dump(c, to: &dumped)
+        #expect(!dumped.contains("s3cret"))
+        #expect(!dumped.contains("tok-123"))
+        #expect(!dumped.contains("MfKQ9r8"))
+        #expect(!"\(c)".contains("s3cret"))
+    }
+
+    @Test("every setting has a flag named after its variable")
+    func flags() {
+        #expect(Setting.all.count == 17)
+        #expect(Setting.gatewayURL.flag == "--gateway-url")
+        #expect(Setting.callbackAllowedIPs.flag == "--callback-allowed-ips")
+        #expect(Setting.secretKey.fileFlag == "--secret-key-file")
+        #expect(Setting.all.filter(\.isSecret).map(\.variable) == ["PAYSIDECAR_SECRET_KEY", "PAYSIDECAR_API_TOKEN", "PAYSIDECAR_WEBHOOK_SECRET"])
+    }
+
+    @Test("addresses and durations")
+    func values() {
+        #expect(ListenAddress("[::1]:8080") == ListenAddress(host: "::1", port: 8080))
+        #expect(ListenAddress(":8081") == ListenAddress(host: "0.0.0.0", port: 8081))
+        #expect(ListenAddress("localhost:65536") == nil)
+        #expect(DurationText.parse("250ms") == .milliseconds(250))
+        #expect(DurationText.parse("2h") == .seconds(7200))
+        #expect(DurationText.parse("1.5s") == nil)
+        #expect(DurationText.format(.seconds(300)) == "5m")
+        #expect(IPRange("::ffff:0:0/96") != nil)
+        #expect(IPRange("10.0.0.0/8")?.contains("::ffff:10.1.1.1") == true)
+        #expect(IPRange("::1")?.contains("::1") == true)
+        #expect(IPRange("1::2::3") == nil)
+        #expect(IPRange("01.2.3.4") == nil)
+        #expect(IPRange("fe80::1%eth0") == nil)
+        #expect(IPRange("2001:db8::/32")?.description == "2001:db8:0:0:0:0:0:0/32")
+    }
+}

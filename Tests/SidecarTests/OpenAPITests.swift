@@ -1,0 +1,42 @@
+import CurlHTTP
+import Foundation
+import GatewayProtocol
+import Hummingbird
+import Logging
+import Testing
+
+@testable import Sidecar
+
+@Suite("OpenAPI document")
+struct OpenAPITests {
+    @Test("the served routes and the document list the same operations")
+    func parity() throws {
+        let configuration = try load()
+        let http = try CurlClient()
+        let gateway = GatewayClient(http: http, baseURL: configuration.gatewayURL, secret: configuration.secretKey, timeout: .seconds(1))
+        let router = SidecarServer.internalRouter(configuration: configuration, gateway: gateway, logger: Logger(label: "test"))
+        let served = Set(router.routes.map { route -> String in
+            let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+            return "\(route.method.rawValue) /\(path)"
+        })
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.bytes)) as? [String: Any])
+        #expect(document["openapi"] as? String == "3.1.0")
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        let documented = Set(paths.flatMap { path, operations in operations.keys.map { "\($0.uppercased()) \(path)" } })
+        #expect(served == documented, "served only: \(served.subtracting(documented)); documented only: \(documented.subtracting(served))")
+        #expect(served.count >= 8)
+    }
+
+    @Test("/openapi.json serves the document kept in the repository, with examples")
+    func served() async throws {
+        try await withSidecar { e2e in
+            let response = try await e2e.get("/openapi.json")
+            #expect(response.status == 200)
+            let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Sources/Sidecar/openapi.json")
+            #expect(response.body == Array(try Data(contentsOf: file)))
+            #expect(response.bodyText.contains("\"examples\""))
+            #expect(response.bodyText.contains("orderStatus"))
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import Crypto
+import CurlHTTP
+import Foundation
+import GatewayProtocol
+import GatewaySimulator
+import Logging
+import ServiceLifecycle
+import Sidecar
+import Synchronization
+import TestSupport
+
+enum TestMerchant {
+    static let appKey = "mch_e2e"
+    static let secret = "e2e-merchant-secret-9f2c"
+    static let apiToken = "e2e-api-token-31337"
+}
+
+/// MD5 signing written out from the gateway document, independent of the code under test.
+func independentSign(_ pairs: [(String, String)], secret: String = TestMerchant.secret) -> String {
+    let text = pairs.map { "\($0.0)=\($0.1)" }.joined(separator: "&") + "&key=\(secret)"
+    return Insecure.MD5.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+}
+
+/// Collects every log line of a test, at trace level, so tests can search them for secrets.
+final class LogCapture: Sendable {
+    let lines = Mutex<[String]>([])
+
+    func logger(_ label: String) -> Logger {
+        Logger(label: label) { label in CapturingHandler(label: label, capture: self) }
+    }
+
+    var all: String { lines.withLock { $0.joined(separator: "\n") } }
+
+    struct CapturingHandler: LogHandler {
+        let label: String
+        let capture: LogCapture
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
+            let fields = merged.keys.sorted().map { "\($0)=\(merged[$0]!)" }.joined(separator: " ")
+            capture.lines.withLock { $0.append("\(event.level) \(label) \(event.message) \(fields)") }
+        }
+    }
+}
+
+/// A running simulator, a sidecar wired to it, and a client for both.
+struct E2E {
+    let simulator: GatewaySimulator
+    let server: SidecarServer
+    let client: CurlClient
+    let gateway: String
+    let api: String
+    let callbackListener: String
+    let logs: LogCapture
+
+    func post(_ path: String, json: String, headers: [(String, String)] = [("Content-Type", "application/json")]) async throws -> CurlResponse {
+        try await client.execute(CurlRequest(method: "POST", url: api + path, headers: headers, body: Array(json.utf8)))
+    }
+
+    func get(_ path: String, headers: [(String, String)] = []) async throws -> CurlResponse {
+        try await client.execute(CurlRequest(url: api + path, headers: headers))
+    }
+
+    /// What the simulator received on its gateway endpoints.
+    func gatewayRequests() async throws -> [[String: Any]] {
+        let response = try await client.execute(CurlRequest(url: gateway + "/_sim/requests"))
+        return try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]] ?? []
+    }
+
+    func addFault(_ json: String) async throws {
+        let response = try await client.execute(CurlRequest(method: "POST", url: gateway + "/_sim/faults", headers: [("Content-Type", "application/json")], body: Array(json.utf8)))
+        precondition(response.status == 201, response.bodyText)
+    }
+}
+
+func object(_ response: CurlResponse) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
+}
+
+/// Runs a simulator and a sidecar configured against it (listeners on free ports), then stops both.
+func withSidecar<R: Sendable>(
+    settings: [String: String] = [:],
+    simulator configureSimulator: (inout SimulatorConfiguration) -> Void = { _ in },
+    _ body: (E2E) async throws -> R
+) async throws -> R {
+    let logs = LogCapture()
+    var simConfiguration = SimulatorConfiguration(appKey: TestMerchant.appKey, secretKey: MerchantSecret(TestMerchant.secret))
+    simConfiguration.port = 0
+    simConfiguration.callbackRetrySchedule = []
+    configureSimulator(&simConfiguration)
+    let simulator = try GatewaySimulator(configuration: simConfiguration, logger: logs.logger("gateway-sim"))
+    var clientConfiguration = CurlClient.Configuration()
+    clientConfiguration.proxy = .none
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        let simGroup = ServiceGroup(configuration: .init(services: [simulator], gracefulShutdownSignals: [], logger: logs.logger("test")))
+        group.addTask { try await simGroup.run() }
+        let gateway = await simulator.baseURL()
+        var flags = [
+            "PAYSIDECAR_GATEWAY_URL": gateway,
+            "PAYSIDECAR_APP_KEY": TestMerchant.appKey,
+            "PAYSIDECAR_SECRET_KEY": TestMerchant.secret,
+            "PAYSIDECAR_PUBLIC_URL": "https://callbacks.shop.example/pay",
+            "PAYSIDECAR_LISTEN": "127.0.0.1:0",
+            "PAYSIDECAR_CALLBACK_LISTEN": "127.0.0.1:0",
+            "PAYSIDECAR_GATEWAY_TIMEOUT": "2s",
+            "PAYSIDECAR_LOG_LEVEL": "trace",
+        ]
+        flags.merge(settings) { _, new in new }
+        let configuration = try SidecarConfiguration.load(flags: flags, environment: [:])
+        let server = try SidecarServer(configuration: configuration, logger: logs.logger("pay-sidecar"))
+        let sidecarGroup = ServiceGroup(configuration: .init(services: server.services, gracefulShutdownSignals: [], logger: logs.logger("test")))
+        group.addTask { try await sidecarGroup.run() }
+        let ports = await server.boundPorts()
+        do {
+            let result = try await CurlClient.withClient(configuration: clientConfiguration) { client in
+                try await body(E2E(
+                    simulator: simulator, server: server, client: client, gateway: gateway,
+                    api: "http://127.0.0.1:\(ports.internalAPI)", callbackListener: "http://127.0.0.1:\(ports.callback)", logs: logs
+                ))
+            }
+            await sidecarGroup.triggerGracefulShutdown()
+            await simGroup.triggerGracefulShutdown()
+            try await group.waitForAll()
+            return result
+        } catch {
+            await sidecarGroup.triggerGracefulShutdown()
+            await simGroup.triggerGracefulShutdown()
+            try? await group.waitForAll()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import CurlHTTP
+import Foundation
+import TestSupport
+import Testing
+
+func paySidecarBinary() -> URL {
+    if let path = ProcessInfo.processInfo.environment["PAY_SIDECAR_BINARY"] { return URL(fileURLWithPath: path) }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    return root.appendingPathComponent(".build/debug/pay-sidecar")
+}
+
+func runSidecar(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = paySidecarBinary()
+    process.arguments = arguments
+    process.environment = environment
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+let goodEnvironment = [
+    "PAYSIDECAR_GATEWAY_URL": "http://127.0.0.1:1",
+    "PAYSIDECAR_APP_KEY": "mch_1",
+    "PAYSIDECAR_SECRET_KEY": "the-secret-value",
+    "PAYSIDECAR_PUBLIC_URL": "https://cb.example",
+]
+
+@Suite("pay-sidecar start-up")
+struct StartupTests {
+    @Test("a missing or malformed setting: one line naming it on stderr, exit code 2", arguments: [
+        ([], ["PAYSIDECAR_GATEWAY_URL": ""], "PAYSIDECAR_GATEWAY_URL"),
+        (["serve"], ["PAYSIDECAR_SECRET_KEY": ""], "PAYSIDECAR_SECRET_KEY"),
+        (["--listen", "nowhere"], [:], "PAYSIDECAR_LISTEN"),
+        ([], ["PAYSIDECAR_GATEWAY_TIMEOUT": "soon"], "PAYSIDECAR_GATEWAY_TIMEOUT"),
+        (["--webhook-url", "http://app/hooks"], [:], "PAYSIDECAR_WEBHOOK_SECRET"),
+        ([], ["PAYSIDECAR_SECRET_KEY": "", "PAYSIDECAR_SECRET_KEY_FILE": "/nonexistent"], "PAYSIDECAR_SECRET_KEY_FILE"),
+    ] as [([String], [String: String], String)])
+    func badSettings(arguments: [String], overrides: [String: String], setting: String) throws {
+        var environment = goodEnvironment
+        for (k, v) in overrides { environment[k] = v.isEmpty ? nil : v }
+        let result = try runSidecar(arguments, environment: environment)
+        #expect(result.status == 2)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.stderr)")
+        #expect(lines.first?.hasPrefix("pay-sidecar: \(setting):") == true, "\(result.stderr)")
+        #expect(!result.stderr.contains("the-secret-value"))
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test("--help documents every subcommand and every setting's flag and variable")
+    func help() throws {
+        let top = try runSidecar(["--help"], environment: [:])
+        #expect(top.status == 0)
+        #expect(top.stdout.contains("serve") && top.stdout.contains("demo"))
+        let serve = try runSidecar(["serve", "--help"], environment: [:])
+        for variable in ["PAYSIDECAR_GATEWAY_URL", "PAYSIDECAR_APP_KEY", "PAYSIDECAR_SECRET_KEY", "PAYSIDECAR_PUBLIC_URL", "PAYSIDECAR_LISTEN",
+                         "PAYSIDECAR_CALLBACK_LISTEN", "PAYSIDECAR_API_TOKEN", "PAYSIDECAR_WEBHOOK_URL", "PAYSIDECAR_WEBHOOK_SECRET",
+                         "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE", "PAYSIDECAR_WEBHOOK_TIMEOUT", "PAYSIDECAR_DATABASE_URL",
+                         "PAYSIDECAR_CALLBACK_ALLOWED_IPS", "PAYSIDECAR_GATEWAY_TIMEOUT", "PAYSIDECAR_RECONCILE_AFTER",
+                         "PAYSIDECAR_LOG_LEVEL", "PAYSIDECAR_LOG_FORMAT", "PAYSIDECAR_SECRET_KEY_FILE"] {
+            #expect(serve.stdout.contains(variable), "\(variable)")
+        }
+        #expect(serve.stdout.contains("--callback-allowed-ips"))
+        #expect(try runSidecar(["demo", "--help"], environment: [:]).stdout.contains("--gateway-listen"))
+    }
+
+    @Test("serve starts both listeners, logs JSON without the secret, and exits 0 on SIGTERM")
+    func serveAndStop() async throws {
+        let base = Int.random(in: 20000...30000) * 2
+        var environment = goodEnvironment
+        environment["PAYSIDECAR_LISTEN"] = "127.0.0.1:\(base)"
+        environment["PAYSIDECAR_CALLBACK_LISTEN"] = "127.0.0.1:\(base + 1)"
+        environment["PAYSIDECAR_LOG_LEVEL"] = "trace"
+        let process = Process()
+        process.executableURL = paySidecarBinary()
+        process.environment = environment
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        var configuration = CurlClient.Configuration()
+        configuration.proxy = .none
+        try await CurlClient.withClient(configuration: configuration) { client in
+            #expect(await eventually { (try? await client.execute(CurlRequest(url: "http://127.0.0.1:\(base)/healthz")))?.status == 200 })
+            #expect(try await client.execute(CurlRequest(url: "http://127.0.0.1:\(base + 1)/healthz")).status == 200)
+            let down = try await client.execute(CurlRequest(method: "POST", url: "http://127.0.0.1:\(base)/v1/payouts", headers: [("Content-Type", "application/json")],
+                                                            body: Array(#"{"mrn":"P-1","amount":1,"bankName":"b","accountName":"a","accountNumber":"1"}"#.utf8)))
+            #expect(down.status == 502)
+        }
+        process.terminate()
+        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        let lines = output.split(separator: "\n")
+        #expect(lines.contains { $0.contains(#""msg":"pay-sidecar started""#) })
+        for line in lines where line.hasPrefix("{") {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "every line is JSON: \(line)")
+        }
+        #expect(lines.contains { $0.contains(#""route":"/v1/payouts""#) && $0.contains(#""status":"502""#) })
+        #expect(!output.contains("the-secret-value"))
+    }
+}
