@@ -10,13 +10,14 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# For now the demo is the gateway simulator; `pay-sidecar demo` replaces it when the sidecar lands.
+# The simulator and the sidecar wired to it, on loopback; prints the commands to try.
 demo: deps
-	$(SWIFT) build --product gateway-sim
-	@echo "gateway-sim: try the commands in README.md (section 'Try the simulator') in another terminal"
-	$(SWIFT) run gateway-sim --auto-settle 30s
+	$(SWIFT) build --product pay-sidecar
+	$(SWIFT) run pay-sidecar demo
 
-sim: demo
+# The gateway simulator alone.
+sim: deps
+	$(SWIFT) run gateway-sim
 
 test: deps
 	$(SWIFT) test

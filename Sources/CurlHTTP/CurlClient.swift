@@ -27,7 +27,7 @@ public final class CurlClient: Service, Sendable {
     let logger: Logger
     let proxy: ResolvedProxy
     let multi: MultiHandle
-    let state = Mutex(ClientState())
+    let state = Locked(ClientState())
     /// Easy handles alive: zero once every transfer has ended.
     let liveEasyHandles = LiveCounter()
     /// The driver thread's kernel id while it runs (Linux), for tests and debugging.
