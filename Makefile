@@ -19,7 +19,8 @@ demo: deps
 sim: deps
 	$(SWIFT) run gateway-sim
 
-test: deps
+test:
+	@scripts/install-deps.sh --test
 	$(SWIFT) test
 
 # CurlHTTP's tests under ThreadSanitizer, in a build folder of their own.

@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // Everything the gateway's document says: messages, signatures, field rules. Pure, no I/O.
@@ -69,6 +70,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Durable state: the order journal, callback receipts, the webhook outbox. SQLite through GRDB.
+        .target(
+            name: "Ledger",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: swiftSettings
+        ),
+        // Standard Webhooks: signing and verification (pure) and the retry policy.
+        .target(
+            name: "Webhooks",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // The sidecar: configuration, the two listeners and their routes, the gateway client.
         .target(
             name: "Sidecar",
@@ -76,6 +89,8 @@ let package = Package(
                 "GatewayProtocol",
                 "CurlHTTP",
                 "ConfigurationValues",
+                "Ledger",
+                "Webhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -92,6 +107,10 @@ let package = Package(
                 "GatewaySimulator",
                 "GatewayProtocol",
                 "ConfigurationValues",
+                "Webhooks",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -62,8 +62,12 @@ final class EasyHandle {
         check(ccurl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
         check(ccurl_easy_setopt_long(handle, CURLOPT_TCP_NODELAY, 1))
         check(ccurl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1))
-        // Wait for a connection that may multiplex (HTTP/2) rather than opening one per concurrent transfer.
-        check(ccurl_easy_setopt_long(handle, CURLOPT_PIPEWAIT, 1))
+        // Where HTTP/2 is possible (TLS with ALPN, or h2c by prior knowledge), wait for a connection that may
+        // multiplex rather than open one per concurrent transfer. Not for plain http otherwise: there libcurl
+        // learns the version only from the first answer, and every other transfer would wait for it.
+        if scheme.hasPrefix("https://") || configuration.httpVersion == .http2PriorKnowledge {
+            check(ccurl_easy_setopt_long(handle, CURLOPT_PIPEWAIT, 1))
+        }
         check(ccurl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds(request.timeout ?? configuration.timeout)))
         check(ccurl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(request.connectTimeout ?? configuration.connectTimeout)))
 

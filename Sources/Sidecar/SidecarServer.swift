@@ -2,10 +2,12 @@ import ConfigurationValues
 import CurlHTTP
 import GatewayProtocol
 import Hummingbird
+import Ledger
 import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import Webhooks
 
 /// The sidecar: one HTTP client for the gateway, and two listeners, never one:
 /// the internal API (can move money) and the callback listener (faces the gateway).
@@ -14,14 +16,28 @@ import Synchronization
 public final class SidecarServer: Sendable {
     public let configuration: SidecarConfiguration
     public let http: CurlClient
+    public let ledger: any Ledger
+    let dispatcher: WebhookDispatcher
     let logger: Logger
     let internalApp: Application<RouterResponder<SidecarRequestContext>>
     let callbackApp: Application<RouterResponder<SidecarRequestContext>>
-    private let ports: PortBox
+    let ports: PortBox
 
+    /// Opens the ledger and builds the listeners. Throws `ConfigurationError` naming
+    /// PAYSIDECAR_DATABASE_URL when the database cannot be opened.
     public init(configuration: SidecarConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        switch configuration.database {
+        case .sqlite(let path):
+            do {
+                self.ledger = try SQLiteLedger(path: path)
+            } catch {
+                throw ConfigurationError(Setting.databaseURL.variable, "\(error)")
+            }
+        case .postgres:
+            throw ConfigurationError(Setting.databaseURL.variable, "postgres:// is not supported yet; use sqlite://")
+        }
         var httpConfiguration = CurlClient.Configuration()
         httpConfiguration.timeout = configuration.gatewayTimeout
         httpConfiguration.connectTimeout = min(configuration.gatewayTimeout, .seconds(5))
@@ -29,8 +45,14 @@ public final class SidecarServer: Sendable {
         self.http = try CurlClient(configuration: httpConfiguration, logger: logger)
         let gateway = GatewayClient(http: http, baseURL: configuration.gatewayURL, secret: configuration.secretKey, timeout: configuration.gatewayTimeout)
 
-        let internalRouter = SidecarServer.internalRouter(configuration: configuration, gateway: gateway, logger: logger)
-        let callbackRouter = SidecarServer.callbackRouter(logger: logger)
+        let dispatcher = WebhookDispatcher(
+            ledger: ledger, http: http, policy: RetryPolicy(schedule: configuration.webhookRetrySchedule),
+            signer: configuration.webhookSecret.map { WebhookSigner(secrets: [$0]) }, defaultURL: configuration.webhookURL,
+            timeout: configuration.webhookTimeout, logger: logger
+        )
+        self.dispatcher = dispatcher
+        let internalRouter = SidecarServer.internalRouter(configuration: configuration, gateway: gateway, ledger: ledger, dispatcher: dispatcher, logger: logger)
+        let callbackRouter = SidecarServer.callbackRouter(configuration: configuration, ledger: ledger, dispatcher: dispatcher, logger: logger)
         let portBox = PortBox()
         self.ports = portBox
         self.internalApp = Application(
@@ -47,29 +69,36 @@ public final class SidecarServer: Sendable {
         )
     }
 
-    /// The services to run, in start order: the HTTP client, then the callback listener, then the internal API.
-    public var services: [any Service] { [http, ListenerService(app: callbackApp), ListenerService(app: internalApp)] }
+    /// The services to run, in start order: the HTTP client, the webhook dispatcher, the callback listener,
+    /// the internal API. Shutdown runs in reverse: the listeners stop taking requests first, the client last.
+    public var services: [any Service] {
+        [http, dispatcher, ListenerService(app: callbackApp, ports: ports), ListenerService(app: internalApp, ports: ports)]
+    }
 
     /// The internal API's router (routes are listed by the OpenAPI parity test).
-    static func internalRouter(configuration: SidecarConfiguration, gateway: GatewayClient, logger: Logger) -> Router<SidecarRequestContext> {
+    static func internalRouter(configuration: SidecarConfiguration, gateway: GatewayClient, ledger: any Ledger, dispatcher: WebhookDispatcher,
+                               logger: Logger) -> Router<SidecarRequestContext> {
         let router = Router(context: SidecarRequestContext.self)
         router.add(middleware: RequestLogMiddleware(logger: logger, listener: "internal"))
         if let token = configuration.apiToken { router.add(middleware: BearerTokenMiddleware(token: token)) }
-        InternalAPI(configuration: configuration, gateway: gateway, readiness: { true }).register(on: router)
+        InternalAPI(configuration: configuration, gateway: gateway, ledger: ledger, readiness: { await ledger.isHealthy() }).register(on: router)
+        EventsAPI(ledger: ledger, onRedeliver: { dispatcher.wake() }).register(on: router)
         return router
     }
 
     /// The callback listener serves only the gateway's callbacks and `/healthz`; any internal route is 404 here.
-    static func callbackRouter(logger: Logger) -> Router<SidecarRequestContext> {
+    static func callbackRouter(configuration: SidecarConfiguration, ledger: any Ledger, dispatcher: WebhookDispatcher, logger: Logger) -> Router<SidecarRequestContext> {
         let router = Router(context: SidecarRequestContext.self)
         router.add(middleware: RequestLogMiddleware(logger: logger, listener: "callback"))
         router.get("/healthz") { _, _ in json(["status": .string("ok")]) }
+        CallbackAPI(configuration: configuration, ledger: ledger, onEmitted: { dispatcher.wake() }, logger: logger).register(on: router)
         return router
     }
 
-    /// The ports both listeners bound (useful when configured with port 0).
-    public func boundPorts() async -> ListenerPorts {
-        await ports.wait()
+    /// The ports both listeners bound (useful when configured with port 0). Throws if a listener failed
+    /// to start (e.g. its address is in use).
+    public func boundPorts() async throws -> ListenerPorts {
+        try await ports.wait()
     }
 }
 
@@ -79,38 +108,51 @@ public struct ListenerPorts: Sendable, Hashable {
     public let callback: Int
 }
 
-/// Collects the ports the listeners report once bound, for whoever waits for both.
-private final class PortBox: Sendable {
+/// Collects the ports the listeners report once bound, for whoever waits for both; or the error of a
+/// listener that could not start.
+final class PortBox: Sendable {
     private struct State {
         var internalPort: Int?
         var callbackPort: Int?
-        var waiters: [CheckedContinuation<ListenerPorts, Never>] = []
-        var ready: ListenerPorts? {
+        var failure: (any Error)?
+        var waiters: [CheckedContinuation<ListenerPorts, any Error>] = []
+        var outcome: Result<ListenerPorts, any Error>? {
+            if let failure { return .failure(failure) }
             guard let internalPort, let callbackPort else { return nil }
-            return ListenerPorts(internalAPI: internalPort, callback: callbackPort)
+            return .success(ListenerPorts(internalAPI: internalPort, callback: callbackPort))
         }
     }
     private let state = Mutex(State())
 
     func report(internalPort: Int? = nil, callbackPort: Int? = nil) {
-        let (waiters, ready) = state.withLock { state -> ([CheckedContinuation<ListenerPorts, Never>], ListenerPorts?) in
+        settle { state in
             if let internalPort { state.internalPort = internalPort }
             if let callbackPort { state.callbackPort = callbackPort }
-            guard let ready = state.ready else { return ([], nil) }
-            defer { state.waiters.removeAll() }
-            return (state.waiters, ready)
         }
-        if let ready { for waiter in waiters { waiter.resume(returning: ready) } }
     }
 
-    func wait() async -> ListenerPorts {
-        await withCheckedContinuation { continuation in
-            let ready = state.withLock { state -> ListenerPorts? in
-                if let ready = state.ready { return ready }
+    func fail(_ error: any Error) {
+        settle { state in if state.failure == nil { state.failure = error } }
+    }
+
+    private func settle(_ change: (inout State) -> Void) {
+        let (waiters, outcome) = state.withLock { state -> ([CheckedContinuation<ListenerPorts, any Error>], Result<ListenerPorts, any Error>?) in
+            change(&state)
+            guard let outcome = state.outcome else { return ([], nil) }
+            defer { state.waiters.removeAll() }
+            return (state.waiters, outcome)
+        }
+        if let outcome { for waiter in waiters { waiter.resume(with: outcome) } }
+    }
+
+    func wait() async throws -> ListenerPorts {
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome = state.withLock { state -> Result<ListenerPorts, any Error>? in
+                if let outcome = state.outcome { return outcome }
                 state.waiters.append(continuation)
                 return nil
             }
-            if let ready { continuation.resume(returning: ready) }
+            if let outcome { continuation.resume(with: outcome) }
         }
     }
 }
@@ -118,5 +160,13 @@ private final class PortBox: Sendable {
 /// Runs a Hummingbird application as a service in an outer group (no signal handling of its own).
 struct ListenerService<App: ApplicationProtocol>: Service {
     let app: App
-    func run() async throws { try await app.runService(gracefulShutdownSignals: []) }
+    let ports: PortBox
+    func run() async throws {
+        do {
+            try await app.runService(gracefulShutdownSignals: [])
+        } catch {
+            ports.fail(error)
+            throw error
+        }
+    }
 }

@@ -48,12 +48,17 @@ struct Serve: AsyncParsableCommand {
         }
         LoggingSystem.bootstrapSidecar(format: configuration.logFormat, level: configuration.logLevel)
         let logger = Logger(label: "pay-sidecar")
-        let server = try SidecarServer(configuration: configuration, logger: logger)
+        let server: SidecarServer
+        do {
+            server = try SidecarServer(configuration: configuration, logger: logger)
+        } catch let error as ConfigurationError {
+            throw failStartup(error.description)
+        }
         let group = ServiceGroup(configuration: .init(services: server.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             tasks.addTask {
-                let ports = await server.boundPorts()
+                let ports = try await server.boundPorts()
                 logger.info("pay-sidecar started", metadata: [
                     "internal_api": "\(configuration.listen.host):\(ports.internalAPI)",
                     "callback_listener": "\(configuration.callbackListen.host):\(ports.callback)",
@@ -61,6 +66,7 @@ struct Serve: AsyncParsableCommand {
                     "public_url": "\(configuration.publicURL)",
                     "database": "\(configuration.database)",
                     "api_token": "\(configuration.apiToken == nil ? "off" : "on")",
+                    "webhook_url": "\(configuration.webhookURL ?? "-")",
                 ])
             }
             try await tasks.waitForAll()
@@ -86,6 +92,7 @@ struct SettingOptions: ParsableArguments {
     @Option(name: .customLong("webhook-timeout"), help: help(.webhookTimeout)) var webhookTimeout: String?
     @Option(name: .customLong("database-url"), help: help(.databaseURL)) var databaseURL: String?
     @Option(name: .customLong("callback-allowed-ips"), help: help(.callbackAllowedIPs)) var callbackAllowedIPs: String?
+    @Option(name: .customLong("trusted-proxies"), help: help(.trustedProxies)) var trustedProxies: String?
     @Option(name: .customLong("gateway-timeout"), help: help(.gatewayTimeout)) var gatewayTimeout: String?
     @Option(name: .customLong("reconcile-after"), help: help(.reconcileAfter)) var reconcileAfter: String?
     @Option(name: .customLong("log-level"), help: help(.logLevel)) var logLevel: String?
@@ -110,6 +117,7 @@ struct SettingOptions: ParsableArguments {
             (Setting.webhookSecret.variable, webhookSecret), (Setting.webhookSecret.fileVariable!, webhookSecretFile),
             (Setting.webhookRetrySchedule.variable, webhookRetrySchedule), (Setting.webhookTimeout.variable, webhookTimeout),
             (Setting.databaseURL.variable, databaseURL), (Setting.callbackAllowedIPs.variable, callbackAllowedIPs),
+            (Setting.trustedProxies.variable, trustedProxies),
             (Setting.gatewayTimeout.variable, gatewayTimeout), (Setting.reconcileAfter.variable, reconcileAfter),
             (Setting.logLevel.variable, logLevel), (Setting.logFormat.variable, logFormat),
         ]

@@ -59,7 +59,7 @@ struct ExecutableTests {
 
     @Test("serves on the address given, with the secret from a file (flag beats env), and exits 0 on SIGTERM")
     func servesAndStops() async throws {
-        let port = Int.random(in: 20000...40000)
+        let port = try await uniqueTestPort()
         let secretFile = FileManager.default.temporaryDirectory.appendingPathComponent("sim-secret-\(port)")
         try "  file-secret \n".write(to: secretFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: secretFile) }

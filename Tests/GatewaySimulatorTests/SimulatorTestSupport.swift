@@ -101,15 +101,6 @@ struct SimHarness {
     var callbacks: [[String: String]] { receiver.requests.map { formDecode($0.bodyText) } }
 }
 
-/// The receiver's answers, in order; once used up it answers 200 `success`.
-final class AnswerScript: Sendable {
-    private let queue = Mutex<[TestHTTPResponse]>([])
-    func set(_ answers: [TestHTTPResponse]) { queue.withLock { $0 = answers } }
-    func next() -> TestHTTPResponse {
-        queue.withLock { $0.isEmpty ? TestHTTPResponse(text: "success") : $0.removeFirst() }
-    }
-}
-
 func withSimulator<R: Sendable>(
     _ configure: (inout SimulatorConfiguration) -> Void = { _ in },
     _ body: (SimHarness) async throws -> R
@@ -118,7 +109,7 @@ func withSimulator<R: Sendable>(
     configuration.port = 0
     configuration.callbackRetrySchedule = [.milliseconds(50), .milliseconds(50), .milliseconds(50)]
     configure(&configuration)
-    let answers = AnswerScript()
+    let answers = AnswerScript(fallback: TestHTTPResponse(text: "success"))
     let receiver = try await TestHTTPServer.start { _ in answers.next() }
     var clientConfiguration = CurlClient.Configuration()
     clientConfiguration.proxy = .none

@@ -10,7 +10,7 @@ let depositBody = #"{"mrn":"D-err","amount":"100","channelId":1,"returnUrl":"htt
 struct ErrorMappingTests {
     @Test("payout codes: invalid_data 422, mrn_duplication 409, insufficient_balance 422, sign_error and object_not_found 502")
     func payoutCodes() async throws {
-        try await withSidecar(simulator: { $0.balanceFen = 150 * 100 }) { e2e in
+        try await withSidecar(simulator: { $0.balanceFen = 150 * 100 }) { (e2e: E2E) async throws in
             #expect(try await e2e.post("/v1/payouts", json: payoutBody).status == 202)
             let duplicate = try await e2e.post("/v1/payouts", json: payoutBody)
             #expect(duplicate.status == 409)
@@ -19,7 +19,7 @@ struct ErrorMappingTests {
             #expect(poor.status == 422)
             #expect(try object(poor)["code"] as? String == "insufficient_balance")
         }
-        try await withSidecar(settings: ["PAYSIDECAR_SECRET_KEY": "not-the-merchant-secret"]) { e2e in
+        try await withSidecar(settings: ["PAYSIDECAR_SECRET_KEY": "not-the-merchant-secret"]) { (e2e: E2E) async throws in
             let response = try await e2e.post("/v1/payouts", json: payoutBody)
             #expect(response.status == 502)
             #expect(try object(response)["code"] as? String == "sign_error")
@@ -30,7 +30,7 @@ struct ErrorMappingTests {
             #expect(query.status == 502)
             #expect(try object(query)["code"] as? String == "sign_error")
         }
-        try await withSidecar(settings: ["PAYSIDECAR_APP_KEY": "unknown_merchant"]) { e2e in
+        try await withSidecar(settings: ["PAYSIDECAR_APP_KEY": "unknown_merchant"]) { (e2e: E2E) async throws in
             let response = try await e2e.post("/v1/payouts", json: payoutBody)
             #expect(response.status == 502)
             #expect(try object(response)["code"] as? String == "object_not_found")
@@ -39,7 +39,7 @@ struct ErrorMappingTests {
 
     @Test("invalid_data from the gateway is 422; a code the gateway never documented is kept and is 502")
     func invalidDataAndUnknownCodes() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"answer","value":{"error":"invalid_data","errorMessage":"bank not supported"},"count":1}"#)
             let invalid = try await e2e.post("/v1/payouts", json: payoutBody)
             #expect(invalid.status == 422)
@@ -61,7 +61,7 @@ struct ErrorMappingTests {
 
     @Test("gateway down: 502 gateway_unavailable, and no orderStatus since nothing was sent")
     func gatewayDown() async throws {
-        try await withSidecar(settings: ["PAYSIDECAR_GATEWAY_URL": "http://127.0.0.1:1"]) { e2e in
+        try await withSidecar(settings: ["PAYSIDECAR_GATEWAY_URL": "http://127.0.0.1:1"]) { (e2e: E2E) async throws in
             let response = try await e2e.post("/v1/payouts", json: payoutBody)
             #expect(response.status == 502)
             let problem = try object(response)
@@ -73,7 +73,7 @@ struct ErrorMappingTests {
 
     @Test("slow past PAYSIDECAR_GATEWAY_TIMEOUT: 504 gateway_timeout, orderStatus unknown on creates")
     func timeout() async throws {
-        try await withSidecar(settings: ["PAYSIDECAR_GATEWAY_TIMEOUT": "300ms"]) { e2e in
+        try await withSidecar(settings: ["PAYSIDECAR_GATEWAY_TIMEOUT": "300ms"]) { (e2e: E2E) async throws in
             try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"delay","value":"2s"}"#)
             try await e2e.addFault(#"{"path":"/api/Pay/Create","kind":"delay","value":"2s"}"#)
             try await e2e.addFault(#"{"path":"/api/Payouts/Query","kind":"delay","value":"2s"}"#)
@@ -93,7 +93,7 @@ struct ErrorMappingTests {
 
     @Test("connection dropped after sending: 502 gateway_unavailable with orderStatus unknown, sent exactly once")
     func dropped() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             // A first call opens a connection the failing one reuses.
             _ = try await e2e.get("/v1/payouts/P-warm")
             try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"drop","count":1}"#)
@@ -109,7 +109,7 @@ struct ErrorMappingTests {
 
     @Test("garbage or a 5xx from the gateway")
     func badAnswers() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"garbage","count":1}"#)
             let garbage = try await e2e.post("/v1/payouts", json: payoutBody)
             #expect(garbage.status == 502)
@@ -131,7 +131,7 @@ struct ErrorMappingTests {
 
     @Test("a deposit refused by the gateway maps by the code its message starts with")
     func depositRefusal() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             #expect(try await e2e.post("/v1/deposits", json: depositBody).status == 201)
             let again = try await e2e.post("/v1/deposits", json: depositBody)
             #expect(again.status == 409)

@@ -8,7 +8,7 @@ import Testing
 struct InternalAPITests {
     @Test("POST /v1/deposits (api mode): the gateway receives every field, signed, amount with the caller's characters")
     func depositAPIMode() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             let response = try await e2e.post("/v1/deposits", json: #"{"mrn":"D-e2e-1","amount":"100.50","channelId":2,"returnUrl":"https://shop.example/return?o=1&lang=zh","notifyUrl":"http://127.0.0.1:1/hooks"}"#)
             #expect(response.status == 201)
             let body = try object(response)
@@ -26,11 +26,11 @@ struct InternalAPITests {
             let sent = try #require(try JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any])
             #expect(Set(sent.keys) == ["amount", "appKey", "callbackUrl", "channelId", "mrn", "returnUrl", "sign"], "notifyUrl stays inside")
             #expect(sent["appKey"] as? String == TestMerchant.appKey)
-            #expect(sent["callbackUrl"] as? String == "https://callbacks.shop.example/pay/callbacks/deposit")
+            #expect(sent["callbackUrl"] as? String == "\(e2e.callbackListener)/callbacks/deposit")
             #expect(sent["mrn"] as? String == "D-e2e-1")
             #expect(sent["returnUrl"] as? String == "https://shop.example/return?o=1&lang=zh")
             let expected = independentSign([
-                ("amount", "100.50"), ("appKey", TestMerchant.appKey), ("callbackUrl", "https://callbacks.shop.example/pay/callbacks/deposit"),
+                ("amount", "100.50"), ("appKey", TestMerchant.appKey), ("callbackUrl", "\(e2e.callbackListener)/callbacks/deposit"),
                 ("channelId", "2"), ("mrn", "D-e2e-1"), ("returnUrl", "https://shop.example/return?o=1&lang=zh"),
             ])
             #expect(sent["sign"] as? String == expected)
@@ -39,14 +39,14 @@ struct InternalAPITests {
 
     @Test("amount given as a JSON number keeps its characters too", arguments: ["88.5", "88.50", "1", "0.01"])
     func amountNumberCharacters(amount: String) async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             let response = try await e2e.post("/v1/deposits", json: #"{"mrn":"D-num","amount":\#(amount),"channelId":"3","returnUrl":"https://shop.example/r"}"#)
             #expect(response.status == 201, "\(response.bodyText)")
             let raw = try #require(try await e2e.gatewayRequests().first?["body"] as? String)
             #expect(raw.contains(#""amount":\#(amount),"#), "\(raw)")
             let sent = try #require(try JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any])
             #expect(sent["sign"] as? String == independentSign([
-                ("amount", amount), ("appKey", TestMerchant.appKey), ("callbackUrl", "https://callbacks.shop.example/pay/callbacks/deposit"),
+                ("amount", amount), ("appKey", TestMerchant.appKey), ("callbackUrl", "\(e2e.callbackListener)/callbacks/deposit"),
                 ("channelId", "3"), ("mrn", "D-num"), ("returnUrl", "https://shop.example/r"),
             ]))
         }
@@ -54,7 +54,7 @@ struct InternalAPITests {
 
     @Test("POST /v1/deposits (page mode): a complete signed form and an escaped page; nothing is sent; a browser's post creates the order")
     func depositPageMode() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             let payer = #"张三 <b>"&'"#
             let response = try await e2e.post("/v1/deposits", json: #"{"mrn":"D-page-1","amount":88,"channelId":1,"returnUrl":"https://shop.example/r?a=1&b=2","payer":"张三 <b>\"&'","mode":"page"}"#)
             #expect(response.status == 201)
@@ -67,7 +67,7 @@ struct InternalAPITests {
             #expect(Set(fields.keys) == ["amount", "appKey", "callbackUrl", "channelId", "mrn", "returnUrl", "sign", "payer"])
             #expect(fields["payer"] == payer)
             #expect(fields["sign"] == independentSign([
-                ("amount", "88"), ("appKey", TestMerchant.appKey), ("callbackUrl", "https://callbacks.shop.example/pay/callbacks/deposit"),
+                ("amount", "88"), ("appKey", TestMerchant.appKey), ("callbackUrl", "\(e2e.callbackListener)/callbacks/deposit"),
                 ("channelId", "1"), ("mrn", "D-page-1"), ("returnUrl", "https://shop.example/r?a=1&b=2"),
             ]), "payer is not signed")
             let html = try #require(body["html"] as? String)
@@ -93,7 +93,7 @@ struct InternalAPITests {
 
     @Test("POST /v1/payouts: 202, the gateway receives every field signed with the amount as a number")
     func payout() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             let response = try await e2e.post("/v1/payouts", json: #"{"mrn":"P-e2e-1","amount":500,"bankName":"中国工商银行","accountName":"张三","accountNumber":"6222020200112233445"}"#)
             #expect(response.status == 202)
             #expect(try object(response)["status"] as? String == "pending")
@@ -102,18 +102,18 @@ struct InternalAPITests {
             let raw = try #require(received["body"] as? String)
             #expect(raw.contains(#""amount":500,"#))
             let sent = try #require(try JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any])
-            #expect(sent["callbackUrl"] as? String == "https://callbacks.shop.example/pay/callbacks/payout")
+            #expect(sent["callbackUrl"] as? String == "\(e2e.callbackListener)/callbacks/payout")
             #expect(sent["bankName"] as? String == "中国工商银行")
             #expect(sent["sign"] as? String == independentSign([
                 ("accountName", "张三"), ("accountNumber", "6222020200112233445"), ("amount", "500"), ("appKey", TestMerchant.appKey),
-                ("bankName", "中国工商银行"), ("callbackUrl", "https://callbacks.shop.example/pay/callbacks/payout"), ("mrn", "P-e2e-1"),
+                ("bankName", "中国工商银行"), ("callbackUrl", "\(e2e.callbackListener)/callbacks/payout"), ("mrn", "P-e2e-1"),
             ]))
         }
     }
 
     @Test("GET /v1/deposits/{mrn} and /v1/payouts/{mrn}: the gateway's status in plain terms; callback=true passes through")
     func queries() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             _ = try await e2e.post("/v1/deposits", json: #"{"mrn":"D-短-q","amount":"10","channelId":2,"returnUrl":"https://shop.example/r"}"#)
             let pending = try object(try await e2e.get("/v1/deposits/D-%E7%9F%AD-q"))
             #expect(pending["status"] as? String == "pending")
@@ -139,7 +139,7 @@ struct InternalAPITests {
 
     @Test("GET /v1/channels, /healthz on both listeners, /readyz")
     func simpleRoutes() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             let channels = try JSONSerialization.jsonObject(with: Data(try await e2e.get("/v1/channels").body)) as? [[String: Any]]
             #expect(channels?.count == 15)
             #expect(channels?.first?["name"] as? String == "微信")
@@ -152,7 +152,7 @@ struct InternalAPITests {
 
     @Test("internal routes are 404 on the callback listener", arguments: ["/v1/channels", "/v1/deposits/D-1", "/readyz", "/openapi.json", "/metrics"])
     func notOnCallbackListener(path: String) async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             let response = try await e2e.client.execute(CurlRequest(url: e2e.callbackListener + path))
             #expect(response.status == 404)
             let post = try await e2e.client.execute(CurlRequest(method: "POST", url: e2e.callbackListener + "/v1/payouts", headers: [("Content-Type", "application/json")], body: Array("{}".utf8)))
@@ -163,7 +163,7 @@ struct InternalAPITests {
 
     @Test("PAYSIDECAR_API_TOKEN: 401 problem without or with a wrong token; health stays open")
     func apiToken() async throws {
-        try await withSidecar(settings: ["PAYSIDECAR_API_TOKEN": TestMerchant.apiToken]) { e2e in
+        try await withSidecar(settings: ["PAYSIDECAR_API_TOKEN": TestMerchant.apiToken]) { (e2e: E2E) async throws in
             let missing = try await e2e.get("/v1/channels")
             #expect(missing.status == 401)
             #expect(missing.headers["www-authenticate"]?.hasPrefix("Bearer") == true)
@@ -181,7 +181,7 @@ struct InternalAPITests {
 
     @Test("every request is logged once with request id, route, mrn, status and gateway latency; no secret at trace level")
     func requestLogs() async throws {
-        try await withSidecar(settings: ["PAYSIDECAR_API_TOKEN": TestMerchant.apiToken]) { e2e in
+        try await withSidecar(settings: ["PAYSIDECAR_API_TOKEN": TestMerchant.apiToken]) { (e2e: E2E) async throws in
             let auth = [("Authorization", "Bearer \(TestMerchant.apiToken)"), ("Content-Type", "application/json"), ("X-Request-Id", "req-log-1")]
             let created = try await e2e.post("/v1/payouts", json: #"{"mrn":"P-log","amount":5,"bankName":"b","accountName":"a","accountNumber":"1"}"#, headers: auth)
             #expect(created.headers["x-request-id"] == "req-log-1")

@@ -11,10 +11,12 @@ import Testing
 struct OpenAPITests {
     @Test("the served routes and the document list the same operations")
     func parity() throws {
-        let configuration = try load()
-        let http = try CurlClient()
-        let gateway = GatewayClient(http: http, baseURL: configuration.gatewayURL, secret: configuration.secretKey, timeout: .seconds(1))
-        let router = SidecarServer.internalRouter(configuration: configuration, gateway: gateway, logger: Logger(label: "test"))
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let configuration = try load(env: required.merging(["PAYSIDECAR_DATABASE_URL": "sqlite://\(folder.path)/l.db"]) { $1 })
+        let server = try SidecarServer(configuration: configuration, logger: Logger(label: "test"))
+        let gateway = GatewayClient(http: server.http, baseURL: configuration.gatewayURL, secret: configuration.secretKey, timeout: .seconds(1))
+        let router = SidecarServer.internalRouter(configuration: configuration, gateway: gateway, ledger: server.ledger, dispatcher: server.dispatcher, logger: Logger(label: "test"))
         let served = Set(router.routes.map { route -> String in
             let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
             return "\(route.method.rawValue) /\(path)"
@@ -29,7 +31,7 @@ struct OpenAPITests {
 
     @Test("/openapi.json serves the document kept in the repository, with examples")
     func served() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             let response = try await e2e.get("/openapi.json")
             #expect(response.status == 200)
             let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

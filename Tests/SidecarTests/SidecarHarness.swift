@@ -13,6 +13,7 @@ enum TestMerchant {
     static let appKey = "mch_e2e"
     static let secret = "e2e-merchant-secret-9f2c"
     static let apiToken = "e2e-api-token-31337"
+    static let webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 }
 
 /// MD5 signing written out from the gateway document, independent of the code under test.
@@ -57,6 +58,9 @@ struct E2E {
     let api: String
     let callbackListener: String
     let logs: LogCapture
+    /// The webhook receiver (PAYSIDECAR_WEBHOOK_URL points at `{receiver}/hooks`) and its scripted answers.
+    let receiver: TestHTTPServer
+    let receiverAnswers: AnswerScript
 
     func post(_ path: String, json: String, headers: [(String, String)] = [("Content-Type", "application/json")]) async throws -> CurlResponse {
         try await client.execute(CurlRequest(method: "POST", url: api + path, headers: headers, body: Array(json.utf8)))
@@ -70,6 +74,27 @@ struct E2E {
     func gatewayRequests() async throws -> [[String: Any]] {
         let response = try await client.execute(CurlRequest(url: gateway + "/_sim/requests"))
         return try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]] ?? []
+    }
+
+    /// Posts a callback form to the callback listener, as the gateway would.
+    func callback(_ kind: String, _ form: String, headers: [(String, String)] = [("Content-Type", "application/x-www-form-urlencoded")]) async throws -> CurlResponse {
+        try await client.execute(CurlRequest(method: "POST", url: "\(callbackListener)/callbacks/\(kind)", headers: headers, body: Array(form.utf8)))
+    }
+
+    /// Every event the events API lists, following pages.
+    func allEvents(_ filter: String = "") async throws -> [[String: Any]] {
+        var result: [[String: Any]] = []
+        var cursor: String?
+        repeat {
+            let page = try object(try await get("/v1/events?limit=100\(filter)\(cursor.map { "&after=\($0)" } ?? "")"))
+            result += page["data"] as? [[String: Any]] ?? []
+            cursor = page["nextCursor"] as? String
+        } while cursor != nil
+        return result
+    }
+
+    func event(_ id: String) async throws -> [String: Any] {
+        try object(try await get("/v1/events/\(id)"))
     }
 
     func addFault(_ json: String) async throws {
@@ -94,6 +119,9 @@ func withSidecar<R: Sendable>(
     simConfiguration.callbackRetrySchedule = []
     configureSimulator(&simConfiguration)
     let simulator = try GatewaySimulator(configuration: simConfiguration, logger: logs.logger("gateway-sim"))
+    let answers = AnswerScript(fallback: TestHTTPResponse(status: 200, text: "ok"))
+    let receiver = try await TestHTTPServer.start { _ in answers.next() }
+    let callbackPort = try await uniqueTestPort()
     var clientConfiguration = CurlClient.Configuration()
     clientConfiguration.proxy = .none
     return try await withThrowingTaskGroup(of: Void.self) { group in
@@ -104,23 +132,32 @@ func withSidecar<R: Sendable>(
             "PAYSIDECAR_GATEWAY_URL": gateway,
             "PAYSIDECAR_APP_KEY": TestMerchant.appKey,
             "PAYSIDECAR_SECRET_KEY": TestMerchant.secret,
-            "PAYSIDECAR_PUBLIC_URL": "https://callbacks.shop.example/pay",
+            "PAYSIDECAR_PUBLIC_URL": "http://127.0.0.1:\(callbackPort)",
             "PAYSIDECAR_LISTEN": "127.0.0.1:0",
-            "PAYSIDECAR_CALLBACK_LISTEN": "127.0.0.1:0",
+            "PAYSIDECAR_CALLBACK_LISTEN": "127.0.0.1:\(callbackPort)",
+            "PAYSIDECAR_WEBHOOK_URL": "\(receiver.baseURL)/hooks",
+            "PAYSIDECAR_WEBHOOK_SECRET": TestMerchant.webhookSecret,
+            "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE": "100ms,100ms,100ms,100ms,100ms",
+            "PAYSIDECAR_WEBHOOK_TIMEOUT": "2s",
             "PAYSIDECAR_GATEWAY_TIMEOUT": "2s",
             "PAYSIDECAR_LOG_LEVEL": "trace",
         ]
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sidecar-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        flags["PAYSIDECAR_DATABASE_URL"] = "sqlite://\(folder.path)/ledger.db"
         flags.merge(settings) { _, new in new }
+        for (key, value) in settings where value.isEmpty { flags[key] = nil }
         let configuration = try SidecarConfiguration.load(flags: flags, environment: [:])
         let server = try SidecarServer(configuration: configuration, logger: logs.logger("pay-sidecar"))
         let sidecarGroup = ServiceGroup(configuration: .init(services: server.services, gracefulShutdownSignals: [], logger: logs.logger("test")))
         group.addTask { try await sidecarGroup.run() }
-        let ports = await server.boundPorts()
+        let ports = try await server.boundPorts()
         do {
             let result = try await CurlClient.withClient(configuration: clientConfiguration) { client in
                 try await body(E2E(
                     simulator: simulator, server: server, client: client, gateway: gateway,
-                    api: "http://127.0.0.1:\(ports.internalAPI)", callbackListener: "http://127.0.0.1:\(ports.callback)", logs: logs
+                    api: "http://127.0.0.1:\(ports.internalAPI)", callbackListener: "http://127.0.0.1:\(ports.callback)", logs: logs,
+                    receiver: receiver, receiverAnswers: answers
                 ))
             }
             await sidecarGroup.triggerGracefulShutdown()
@@ -134,4 +171,23 @@ func withSidecar<R: Sendable>(
             throw error
         }
     }
+}
+
+/// A deposit callback form signed independently.
+func depositCallbackForm(mrn: String, amount: String = "100.00", originAmount: String = "100", channel: String = "2",
+                         appKey: String = TestMerchant.appKey, secret: String = TestMerchant.secret, sign: String? = nil) -> String {
+    let fields = [("amount", amount), ("appKey", appKey), ("channel", channel), ("mrn", mrn), ("originAmount", originAmount)]
+    return formBody(fields + [("sign", sign ?? independentSign(fields, secret: secret))])
+}
+
+/// A payout callback form signed independently.
+func payoutCallbackForm(mrn: String, amount: String = "500", appKey: String = TestMerchant.appKey, sign: String? = nil) -> String {
+    let fields = [("amount", amount), ("appKey", appKey), ("mrn", mrn)]
+    return formBody(fields + [("sign", sign ?? independentSign(fields))])
+}
+
+func formBody(_ pairs: [(String, String)]) -> String {
+    var allowed = CharacterSet.alphanumerics
+    allowed.insert(charactersIn: "-._~")
+    return pairs.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&")
 }

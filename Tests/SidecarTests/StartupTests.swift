@@ -62,7 +62,7 @@ struct StartupTests {
         for variable in ["PAYSIDECAR_GATEWAY_URL", "PAYSIDECAR_APP_KEY", "PAYSIDECAR_SECRET_KEY", "PAYSIDECAR_PUBLIC_URL", "PAYSIDECAR_LISTEN",
                          "PAYSIDECAR_CALLBACK_LISTEN", "PAYSIDECAR_API_TOKEN", "PAYSIDECAR_WEBHOOK_URL", "PAYSIDECAR_WEBHOOK_SECRET",
                          "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE", "PAYSIDECAR_WEBHOOK_TIMEOUT", "PAYSIDECAR_DATABASE_URL",
-                         "PAYSIDECAR_CALLBACK_ALLOWED_IPS", "PAYSIDECAR_GATEWAY_TIMEOUT", "PAYSIDECAR_RECONCILE_AFTER",
+                         "PAYSIDECAR_CALLBACK_ALLOWED_IPS", "PAYSIDECAR_TRUSTED_PROXIES", "PAYSIDECAR_GATEWAY_TIMEOUT", "PAYSIDECAR_RECONCILE_AFTER",
                          "PAYSIDECAR_LOG_LEVEL", "PAYSIDECAR_LOG_FORMAT", "PAYSIDECAR_SECRET_KEY_FILE"] {
             #expect(serve.stdout.contains(variable), "\(variable)")
         }
@@ -72,11 +72,13 @@ struct StartupTests {
 
     @Test("serve starts both listeners, logs JSON without the secret, and exits 0 on SIGTERM")
     func serveAndStop() async throws {
-        let base = Int.random(in: 20000...30000) * 2
+        let base = try await uniqueTestPort()
+        let callbackPort = try await uniqueTestPort()
         var environment = goodEnvironment
         environment["PAYSIDECAR_LISTEN"] = "127.0.0.1:\(base)"
-        environment["PAYSIDECAR_CALLBACK_LISTEN"] = "127.0.0.1:\(base + 1)"
+        environment["PAYSIDECAR_CALLBACK_LISTEN"] = "127.0.0.1:\(callbackPort)"
         environment["PAYSIDECAR_LOG_LEVEL"] = "trace"
+        environment["PAYSIDECAR_DATABASE_URL"] = "sqlite://" + FileManager.default.temporaryDirectory.appendingPathComponent("startup-\(base).db").path
         let process = Process()
         process.executableURL = paySidecarBinary()
         process.environment = environment
@@ -89,7 +91,7 @@ struct StartupTests {
         configuration.proxy = .none
         try await CurlClient.withClient(configuration: configuration) { client in
             #expect(await eventually { (try? await client.execute(CurlRequest(url: "http://127.0.0.1:\(base)/healthz")))?.status == 200 })
-            #expect(try await client.execute(CurlRequest(url: "http://127.0.0.1:\(base + 1)/healthz")).status == 200)
+            #expect(try await client.execute(CurlRequest(url: "http://127.0.0.1:\(callbackPort)/healthz")).status == 200)
             let down = try await client.execute(CurlRequest(method: "POST", url: "http://127.0.0.1:\(base)/v1/payouts", headers: [("Content-Type", "application/json")],
                                                             body: Array(#"{"mrn":"P-1","amount":1,"bankName":"b","accountName":"a","accountNumber":"1"}"#.utf8)))
             #expect(down.status == 502)

@@ -77,7 +77,7 @@ let invalidCases: [InvalidCase] = [
 struct ValidationTests {
     @Test("every field rule answers 422 invalid_request naming the field", arguments: invalidCases)
     func invalidField(_ c: InvalidCase) async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             let response = try await e2e.post(c.path, json: c.body)
             #expect(response.status == 422, "\(response.bodyText)")
             #expect(response.headers["content-type"] == "application/problem+json")
@@ -92,7 +92,7 @@ struct ValidationTests {
 
     @Test("every invalid field is listed at once")
     func allErrorsAtOnce() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             let problem = try object(try await e2e.post("/v1/deposits", json: #"{"mrn":"","amount":"x","channelId":99,"returnUrl":"nope"}"#))
             let fields = Set((problem["errors"] as? [[String: String]] ?? []).compactMap { $0["field"] })
             #expect(fields == ["mrn", "amount", "channelId", "returnUrl"])
@@ -101,7 +101,7 @@ struct ValidationTests {
 
     @Test("bodies: not JSON 400, not an object 400, wrong media type 415, over 64 KiB 413, query mrn rules 422")
     func bodies() async throws {
-        try await withSidecar { e2e in
+        try await withSidecar { (e2e: E2E) async throws in
             let notJSON = try await e2e.post("/v1/payouts", json: "{mrn: 1}")
             #expect(notJSON.status == 400)
             #expect(try object(notJSON)["code"] as? String == "invalid_json")

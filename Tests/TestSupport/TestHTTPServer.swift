@@ -165,3 +165,47 @@ public func eventually(timeout: Duration = .seconds(10), _ condition: () async t
     }
     return try await condition()
 }
+
+/// A test server's answers, in order; once used up, `fallback` (which a test may change).
+public final class AnswerScript: Sendable {
+    private struct State {
+        var queue: [TestHTTPResponse] = []
+        var fallback: TestHTTPResponse
+    }
+    private let state: NIOLockedValueBox<State>
+
+    public init(fallback: TestHTTPResponse = TestHTTPResponse(status: 200, text: "")) {
+        state = NIOLockedValueBox(State(fallback: fallback))
+    }
+
+    public func set(_ answers: [TestHTTPResponse]) { state.withLockedValue { $0.queue = answers } }
+    public func setFallback(_ answer: TestHTTPResponse) { state.withLockedValue { $0.fallback = answer } }
+
+    public func next() -> TestHTTPResponse {
+        state.withLockedValue { $0.queue.isEmpty ? $0.fallback : $0.queue.removeFirst() }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+private let nextTestPort = NIOLockedValueBox(20_000 + Int(getpid() % 40) * 300)
+
+/// A TCP port on 127.0.0.1 for a server a test starts itself, when the port must be known before the
+/// server runs. Ports come from 20000-31999, below Linux's ephemeral range (32768 and up), so outgoing
+/// connections never take them; each is handed out once per process and checked free by binding it.
+public func uniqueTestPort() async throws -> Int {
+    for _ in 0..<500 {
+        let port = nextTestPort.withLockedValue { value -> Int in
+            value += 1
+            if value >= 32_000 { value = 20_000 }
+            return value
+        }
+        if let channel = try? await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: port).get() {
+            try? await channel.close()
+            return port
+        }
+    }
+    throw ChannelError.ioOnClosedChannel
+}

@@ -1,12 +1,14 @@
 import GatewayProtocol
 import HTTPTypes
 import Hummingbird
+import Ledger
 import NIOCore
 
 /// The internal API (contract section 3): unsigned JSON in, signed gateway calls out.
 struct InternalAPI: Sendable {
     let configuration: SidecarConfiguration
     let gateway: GatewayClient
+    let ledger: any Ledger
     let readiness: @Sendable () async -> Bool
 
     static let maxBodySize = 64 * 1024
@@ -44,16 +46,18 @@ struct InternalAPI: Sendable {
             amount: input.amount, appKey: configuration.appKey, callbackUrl: configuration.depositCallbackURL,
             channelId: input.channelId, mrn: input.mrn, returnUrl: input.returnUrl, payer: input.payer
         )
+        let journaled = try await journal(.deposit, input.mrn, input.amount.text, channelId: input.channelId, notifyUrl: input.notifyUrl,
+                                          state: input.mode == .page ? .pending : .sending)
         switch input.mode {
         case .page:
             return json(PageForm.answer(deposit, action: configuration.gatewayURL + "/api/Pay", secret: configuration.secretKey), status: .created)
         case .api:
             let call = await gateway.createDeposit(deposit)
             context.trace.gatewayLatency = call.latency
-            let answer = try call.result.mapError { Problem.gateway($0, isCreate: true) }.get()
-            guard answer.success, let payUrl = answer.payUrl else {
-                throw Self.depositRefusal(answer.errorMsg)
+            let answer = try await outcome(call.result, kind: .deposit, mrn: input.mrn, journaled: journaled) { answer in
+                answer.success ? nil : Self.depositRefusal(answer.errorMsg)
             }
+            guard let payUrl = answer.payUrl else { throw Self.depositRefusal(answer.errorMsg) }
             return json([
                 "mrn": .string(input.mrn), "status": .string("pending"),
                 "payUrl": .string(DepositCreateAnswer.absolutePayURL(payUrl, gatewayBaseURL: configuration.gatewayURL)),
@@ -81,11 +85,50 @@ struct InternalAPI: Sendable {
             accountName: input.accountName, accountNumber: input.accountNumber, amount: input.amount, appKey: configuration.appKey,
             bankName: input.bankName, callbackUrl: configuration.payoutCallbackURL, mrn: input.mrn
         )
+        let journaled = try await journal(.payout, input.mrn, input.amount.text, channelId: nil, notifyUrl: input.notifyUrl, state: .sending)
         let call = await gateway.createPayout(payout)
         context.trace.gatewayLatency = call.latency
-        let answer = try call.result.mapError { Problem.gateway($0, isCreate: true) }.get()
-        guard answer.error.isSuccess else { throw Problem.gatewayRefused(answer.error, message: answer.errorMessage) }
+        _ = try await outcome(call.result, kind: .payout, mrn: input.mrn, journaled: journaled) { answer in
+            answer.error.isSuccess ? nil : Problem.gatewayRefused(answer.error, message: answer.errorMessage)
+        }
         return json(["mrn": .string(input.mrn), "status": .string("pending")], status: .accepted)
+    }
+
+    // MARK: Journal
+
+    /// Journals an order before anything is sent. False when the mrn is already journaled (the journal then
+    /// keeps the first order's state).
+    func journal(_ kind: OrderKind, _ mrn: String, _ amount: String, channelId: Int?, notifyUrl: String?, state: OrderState) async throws -> Bool {
+        let now = nowMillis()
+        return try await storage {
+            try await ledger.insertOrder(OrderRecord(kind: kind.rawValue, mrn: mrn, amount: amount, channelId: channelId, notifyUrl: notifyUrl,
+                                                     state: state, createdAt: now, updatedAt: now))
+        }
+    }
+
+    /// Records what a create's gateway call came to, then returns the answer or throws the caller's problem.
+    func outcome<Answer>(_ result: Result<Answer, GatewayCallFailure>, kind: OrderKind, mrn: String, journaled: Bool,
+                         refusal: (Answer) -> Problem?) async throws -> Answer {
+        let state: OrderState
+        var code: String?
+        var problem: Problem?
+        var answer: Answer?
+        switch result {
+        case .success(let a):
+            answer = a
+            problem = refusal(a)
+            state = problem == nil ? .pending : .rejected
+            code = problem?.code
+        case .failure(let failure):
+            problem = Problem.gateway(failure, isCreate: true)
+            state = failure.requestSent ? .unknown : .rejected
+            code = failure.requestSent ? problem?.code : "not_sent"
+        }
+        if journaled {
+            try? await ledger.updateOrder(kind: kind.rawValue, mrn: mrn, state: state, gatewayCode: code, at: nowMillis())
+        }
+        if let problem { throw problem }
+        return answer!
     }
 
     // MARK: Queries

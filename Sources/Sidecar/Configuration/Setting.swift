@@ -36,15 +36,16 @@ extension Setting {
     public static let webhookTimeout = Setting("PAYSIDECAR_WEBHOOK_TIMEOUT", default: "15s", "Per-attempt webhook timeout")
     public static let databaseURL = Setting("PAYSIDECAR_DATABASE_URL", default: "sqlite://pay-sidecar.db", "sqlite:///abs/path.db, sqlite://rel.db or postgres://...")
     public static let callbackAllowedIPs = Setting("PAYSIDECAR_CALLBACK_ALLOWED_IPS", "Comma-separated IPs/CIDRs allowed to post callbacks (unset: any)")
+    public static let trustedProxies = Setting("PAYSIDECAR_TRUSTED_PROXIES", "Comma-separated IPs/CIDRs of proxies in front of the callback listener whose X-Forwarded-For is believed (unset: none)")
     public static let gatewayTimeout = Setting("PAYSIDECAR_GATEWAY_TIMEOUT", default: "10s", "Total time for one gateway call")
     public static let reconcileAfter = Setting("PAYSIDECAR_RECONCILE_AFTER", default: "60s", "How long an order may stay pending before the sidecar queries it")
     public static let logLevel = Setting("PAYSIDECAR_LOG_LEVEL", default: "info", "trace, debug, info, notice, warning, error, critical")
     public static let logFormat = Setting("PAYSIDECAR_LOG_FORMAT", default: "json", "json or text")
 
-    /// Every setting, in the contract's order.
+    /// Every setting, in the contract's order (PAYSIDECAR_TRUSTED_PROXIES is ours, next to the allowlist it refines).
     public static let all: [Setting] = [
         .gatewayURL, .appKey, .secretKey, .publicURL, .listen, .callbackListen, .apiToken, .webhookURL, .webhookSecret,
-        .webhookRetrySchedule, .webhookTimeout, .databaseURL, .callbackAllowedIPs, .gatewayTimeout, .reconcileAfter,
+        .webhookRetrySchedule, .webhookTimeout, .databaseURL, .callbackAllowedIPs, .trustedProxies, .gatewayTimeout, .reconcileAfter,
         .logLevel, .logFormat,
     ]
 }

@@ -1,6 +1,7 @@
 import ConfigurationValues
 import GatewayProtocol
 import Logging
+import Webhooks
 
 /// Where the sidecar keeps its durable state.
 public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
@@ -34,12 +35,14 @@ public struct SidecarConfiguration: Sendable {
     public var callbackListen: ListenAddress
     public var apiToken: Secret?
     public var webhookURL: String?
-    public var webhookSecret: Secret?
+    public var webhookSecret: WebhookSecret?
     public var webhookRetrySchedule: [Duration]
     public var webhookTimeout: Duration
     public var database: DatabaseLocation
     /// nil: callbacks from any address.
     public var callbackAllowedIPs: [IPRange]?
+    /// Proxies whose X-Forwarded-For is believed; nil: none.
+    public var trustedProxies: [IPRange]?
     public var gatewayTimeout: Duration
     public var reconcileAfter: Duration
     public var logLevel: Logger.Level
@@ -81,13 +84,18 @@ public struct SidecarConfiguration: Sendable {
         if webhookURL != nil, webhookSecretText == nil {
             throw ConfigurationError(Setting.webhookSecret.variable, "is required when \(Setting.webhookURL.variable) is set")
         }
-        if let text = webhookSecretText, !WebhookSecretFormat.isValid(text) {
-            throw ConfigurationError(Setting.webhookSecret.variable, "must be whsec_ followed by base64 of at least 24 bytes")
+        var webhookSecret: WebhookSecret?
+        if let text = webhookSecretText {
+            guard let parsed = WebhookSecret(text) else {
+                throw ConfigurationError(Setting.webhookSecret.variable, "must be whsec_ followed by base64 of at least 24 bytes")
+            }
+            webhookSecret = parsed
         }
         let schedule = try reader.durationList(.webhookRetrySchedule)
         let webhookTimeout = try reader.duration(.webhookTimeout)
         let database = try reader.database(.databaseURL)
         let allowed = try reader.ipRanges(.callbackAllowedIPs)
+        let trustedProxies = try reader.ipRanges(.trustedProxies)
         let gatewayTimeout = try reader.duration(.gatewayTimeout)
         let reconcileAfter = try reader.duration(.reconcileAfter)
         let levelText = try reader.required(.logLevel).lowercased()
@@ -100,22 +108,10 @@ public struct SidecarConfiguration: Sendable {
         }
         return SidecarConfiguration(
             gatewayURL: gatewayURL, appKey: appKey, secretKey: secretKey, publicURL: publicURL, listen: listen,
-            callbackListen: callbackListen, apiToken: apiToken, webhookURL: webhookURL, webhookSecret: webhookSecretText.map(Secret.init),
-            webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, database: database, callbackAllowedIPs: allowed,
+            callbackListen: callbackListen, apiToken: apiToken, webhookURL: webhookURL, webhookSecret: webhookSecret,
+            webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, database: database, callbackAllowedIPs: allowed, trustedProxies: trustedProxies,
             gatewayTimeout: gatewayTimeout, reconcileAfter: reconcileAfter, logLevel: level, logFormat: format
         )
-    }
-}
-
-/// The `whsec_` + base64 form of a Standard Webhooks secret.
-enum WebhookSecretFormat {
-    static func isValid(_ text: String) -> Bool {
-        guard text.hasPrefix("whsec_") else { return false }
-        let body = text.dropFirst("whsec_".count)
-        guard body.count >= 32, body.count % 4 == 0 else { return false }
-        return body.utf8.allSatisfy { b in
-            (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || b == 0x2B || b == 0x2F || b == 0x3D
-        }
     }
 }
 

@@ -21,7 +21,7 @@ public struct JSONLogHandler: LogHandler {
         var line: [UInt8] = []
         line.reserveCapacity(256)
         line.append(contentsOf: #"{"ts":"#.utf8)
-        Self.writeString(Date().ISO8601Format(.iso8601.time(includingFractionalSeconds: true).year().month().day().dateTimeSeparator(.standard)), &line)
+        Self.writeString(Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)), &line)
         line.append(contentsOf: #","level":"#.utf8)
         Self.writeString(event.level.rawValue, &line)
         line.append(contentsOf: #","msg":"#.utf8)

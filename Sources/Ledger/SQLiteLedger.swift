@@ -1,0 +1,344 @@
+import Foundation
+import GRDB
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The embedded ledger: one SQLite file in WAL mode.
+///
+/// Commits are durable against power loss by default (`synchronous = FULL`: every commit waits for the WAL
+/// to reach the disk). `durableCommits: false` uses `synchronous = NORMAL`: still safe against a crash of the
+/// process, but the last commits before a power loss may be lost, and a callback acknowledged with `success`
+/// could be forgotten. A SQLite database belongs to one sidecar process at a time: a lock file next to it
+/// refuses a second one, which also lets a new process release the claims a crashed one left behind.
+public final class SQLiteLedger: Ledger {
+    let pool: DatabasePool
+    public let path: String
+    private let lockDescriptor: Int32
+
+    /// Keeps at most this many refused callbacks.
+    public static let rejectionRetention = 10_000
+
+    public init(path: String, durableCommits: Bool = true) throws {
+        self.path = path
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
+            throw LedgerError("the folder \(directory) does not exist")
+        }
+        let lockPath = path + ".lock"
+        let fd = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LedgerError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw LedgerError("\(path) is in use by another pay-sidecar process")
+        }
+        self.lockDescriptor = fd
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        let synchronous = durableCommits ? "FULL" : "NORMAL"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+            // This process holds the lock: claims in the file belong to a process that is gone.
+            try pool.write { db in try db.execute(sql: "UPDATE outbox_events SET claimed_until = NULL WHERE claimed_until IS NOT NULL") }
+        } catch {
+            flock(fd, LOCK_UN)
+            close(fd)
+            throw LedgerError("cannot open the database \(path): \(error)")
+        }
+    }
+
+    deinit {
+        flock(lockDescriptor, LOCK_UN)
+        close(lockDescriptor)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: journal, receipts, outbox, attempts, rejections") { db in
+            try db.execute(sql: """
+                CREATE TABLE orders (
+                    kind TEXT NOT NULL,
+                    mrn TEXT NOT NULL,
+                    amount TEXT NOT NULL,
+                    channel_id INTEGER,
+                    notify_url TEXT,
+                    state TEXT NOT NULL,
+                    gateway_code TEXT,
+                    settled_source TEXT,
+                    paid_amount TEXT,
+                    flag TEXT,
+                    known INTEGER NOT NULL DEFAULT 1,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    settled_at INTEGER,
+                    PRIMARY KEY (kind, mrn)
+                );
+                CREATE INDEX orders_by_state ON orders(state, updated_at);
+                CREATE TABLE callback_receipts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL,
+                    mrn TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    duplicate INTEGER NOT NULL,
+                    body TEXT,
+                    source_address TEXT,
+                    received_at INTEGER NOT NULL
+                );
+                CREATE INDEX receipts_by_order ON callback_receipts(kind, mrn);
+                CREATE TABLE outbox_events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    type TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    mrn TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    notify_url TEXT,
+                    status TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    schedule_base INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at INTEGER,
+                    claimed_until INTEGER,
+                    last_error TEXT,
+                    created_at INTEGER NOT NULL,
+                    delivered_at INTEGER
+                );
+                CREATE INDEX outbox_due ON outbox_events(status, next_attempt_at);
+                CREATE INDEX outbox_by_mrn ON outbox_events(mrn);
+                CREATE TABLE delivery_attempts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    event_id TEXT NOT NULL REFERENCES outbox_events(id),
+                    attempt INTEGER NOT NULL,
+                    url TEXT NOT NULL,
+                    status_code INTEGER,
+                    error TEXT,
+                    duration_ms INTEGER NOT NULL,
+                    at INTEGER NOT NULL
+                );
+                CREATE INDEX attempts_by_event ON delivery_attempts(event_id);
+                CREATE TABLE rejected_callbacks (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL,
+                    mrn TEXT,
+                    reason TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    source_address TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    at INTEGER NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+
+    public func isHealthy() async -> Bool {
+        (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
+    }
+
+    // MARK: Orders
+
+    public func insertOrder(_ order: OrderRecord) async throws -> Bool {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO orders (kind, mrn, amount, channel_id, notify_url, state, gateway_code, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [order.kind, order.mrn, order.amount, order.channelId, order.notifyUrl, order.state.rawValue, order.gatewayCode, order.createdAt, order.updatedAt])
+            return db.changesCount == 1
+        }
+    }
+
+    public func updateOrder(kind: String, mrn: String, state: OrderState, gatewayCode: String?, at: Millis) async throws {
+        try await pool.write { db in
+            // A settled order keeps its outcome whatever a late create answer says.
+            try db.execute(sql: """
+                UPDATE orders SET state = ?, gateway_code = ?, updated_at = ?
+                WHERE kind = ? AND mrn = ? AND state NOT IN ('succeeded', 'failed')
+                """, arguments: [state.rawValue, gatewayCode, at, kind, mrn])
+        }
+    }
+
+    public func order(kind: String, mrn: String) async throws -> OrderRecord? {
+        try await pool.read { db in try Self.fetchOrder(db, kind: kind, mrn: mrn) }
+    }
+
+    static func fetchOrder(_ db: Database, kind: String, mrn: String) throws -> OrderRecord? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM orders WHERE kind = ? AND mrn = ?", arguments: [kind, mrn]) else { return nil }
+        return OrderRecord(
+            kind: row["kind"], mrn: row["mrn"], amount: row["amount"], channelId: row["channel_id"], notifyUrl: row["notify_url"],
+            state: OrderState(rawValue: row["state"]) ?? .unknown, gatewayCode: row["gateway_code"], settledSource: row["settled_source"],
+            paidAmount: row["paid_amount"], flag: row["flag"], createdAt: row["created_at"], updatedAt: row["updated_at"]
+        )
+    }
+
+    // MARK: Settlements
+
+    public func apply(_ settlement: Settlement, eventID: String) async throws -> SettlementOutcome {
+        try await pool.write { db in
+            let existing = try Self.fetchOrder(db, kind: settlement.kind, mrn: settlement.mrn)
+            let outcome: OrderState = settlement.succeeded ? .succeeded : .failed
+            func receipt(duplicate: Bool) throws {
+                try db.execute(sql: """
+                    INSERT INTO callback_receipts (kind, mrn, outcome, source, duplicate, body, source_address, received_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [settlement.kind, settlement.mrn, outcome.rawValue, settlement.source, duplicate, settlement.rawBody, settlement.sourceAddress, settlement.at])
+            }
+            if let existing, existing.state.isSettled {
+                try receipt(duplicate: true)
+                if existing.state == outcome { return .duplicate }
+                let flag = "\(settlement.source) reported \(outcome.rawValue) after the order \(existing.state.rawValue)"
+                try db.execute(sql: "UPDATE orders SET flag = ?, updated_at = ? WHERE kind = ? AND mrn = ?",
+                               arguments: [flag, settlement.at, settlement.kind, settlement.mrn])
+                return .contradiction(existing: existing.state)
+            }
+            if existing != nil {
+                try db.execute(sql: """
+                    UPDATE orders SET state = ?, settled_source = ?, paid_amount = ?, settled_at = ?, updated_at = ?
+                    WHERE kind = ? AND mrn = ?
+                    """, arguments: [outcome.rawValue, settlement.source, settlement.paidAmount, settlement.at, settlement.at, settlement.kind, settlement.mrn])
+            } else {
+                try db.execute(sql: """
+                    INSERT INTO orders (kind, mrn, amount, state, settled_source, paid_amount, known, created_at, updated_at, settled_at)
+                    VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+                    """, arguments: [settlement.kind, settlement.mrn, settlement.orderAmount, outcome.rawValue, settlement.source, settlement.paidAmount,
+                                     settlement.at, settlement.at, settlement.at])
+            }
+            try receipt(duplicate: false)
+            try db.execute(sql: """
+                INSERT INTO outbox_events (id, type, kind, mrn, body, notify_url, status, next_attempt_at, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)
+                """, arguments: [eventID, settlement.eventType, settlement.kind, settlement.mrn, settlement.payload(existing), existing?.notifyUrl,
+                                 settlement.at, settlement.at])
+            return .emitted(eventID: eventID)
+        }
+    }
+
+    public func recordRejection(_ r: RejectedCallback) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO rejected_callbacks (kind, mrn, reason, detail, source_address, body, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [r.kind, r.mrn, r.reason, r.detail, r.sourceAddress, String(r.body.prefix(4096)), r.at])
+            let id = db.lastInsertedRowID
+            if id % 100 == 0 {
+                try db.execute(sql: "DELETE FROM rejected_callbacks WHERE id <= ?", arguments: [id - Int64(Self.rejectionRetention)])
+            }
+        }
+    }
+
+    public func rejections(limit: Int) async throws -> [RejectedCallback] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM rejected_callbacks ORDER BY id DESC LIMIT ?", arguments: [limit]).map { row in
+                RejectedCallback(kind: row["kind"], mrn: row["mrn"], reason: row["reason"], detail: row["detail"],
+                                 sourceAddress: row["source_address"], body: row["body"], at: row["at"])
+            }
+        }
+    }
+
+    // MARK: Outbox
+
+    static func event(_ row: Row) -> OutboxEvent {
+        OutboxEvent(
+            id: row["id"], type: row["type"], kind: row["kind"], mrn: row["mrn"], body: row["body"], notifyUrl: row["notify_url"],
+            status: EventStatus(rawValue: row["status"]) ?? .pending, attempts: row["attempts"], scheduleBase: row["schedule_base"],
+            nextAttemptAt: row["next_attempt_at"], lastError: row["last_error"], createdAt: row["created_at"], deliveredAt: row["delivered_at"]
+        )
+    }
+
+    public func claimDueEvents(now: Millis, lease: Millis, limit: Int, excluding: Set<String>) async throws -> [OutboxEvent] {
+        guard limit > 0 else { return [] }
+        return try await pool.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM outbox_events
+                WHERE status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)
+                ORDER BY next_attempt_at, seq LIMIT ?
+                """, arguments: [now, now, limit + excluding.count])
+            let events = rows.map(Self.event).filter { !excluding.contains($0.id) }.prefix(limit)
+            for event in events {
+                try db.execute(sql: "UPDATE outbox_events SET claimed_until = ? WHERE id = ?", arguments: [now + lease, event.id])
+            }
+            return Array(events)
+        }
+    }
+
+    public func finishAttempt(_ attempt: DeliveryAttempt, next: NextStep) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO delivery_attempts (event_id, attempt, url, status_code, error, duration_ms, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [attempt.eventID, attempt.attempt, attempt.url, attempt.statusCode, attempt.error, attempt.durationMillis, attempt.at])
+            switch next {
+            case .delivered:
+                try db.execute(sql: """
+                    UPDATE outbox_events SET status = 'delivered', attempts = attempts + 1, claimed_until = NULL, next_attempt_at = NULL,
+                    last_error = NULL, delivered_at = ? WHERE id = ?
+                    """, arguments: [attempt.at, attempt.eventID])
+            case .retry(let at):
+                try db.execute(sql: """
+                    UPDATE outbox_events SET attempts = attempts + 1, claimed_until = NULL, next_attempt_at = ?, last_error = ? WHERE id = ?
+                    """, arguments: [at, attempt.error ?? attempt.statusCode.map { "HTTP \($0)" }, attempt.eventID])
+            case .fail(let reason):
+                try db.execute(sql: """
+                    UPDATE outbox_events SET status = 'failed', attempts = attempts + 1, claimed_until = NULL, next_attempt_at = NULL,
+                    last_error = ? WHERE id = ?
+                    """, arguments: [reason, attempt.eventID])
+            }
+        }
+    }
+
+    public func failEvent(id: String, reason: String, at: Millis) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE outbox_events SET status = 'failed', claimed_until = NULL, next_attempt_at = NULL, last_error = ? WHERE id = ?
+                """, arguments: [reason, id])
+        }
+    }
+
+    public func nextDueTime() async throws -> Millis? {
+        try await pool.read { db in
+            try Millis.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM outbox_events WHERE status = 'pending'")
+        }
+    }
+
+    public func events(_ query: EventQuery) async throws -> [OutboxEvent] {
+        try await pool.read { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let status = query.status { clauses.append("status = ?"); arguments += [status.rawValue] }
+            if let type = query.type { clauses.append("type = ?"); arguments += [type] }
+            if let mrn = query.mrn { clauses.append("mrn = ?"); arguments += [mrn] }
+            if let after = query.after {
+                clauses.append("seq > COALESCE((SELECT seq FROM outbox_events WHERE id = ?), 0)")
+                arguments += [after]
+            }
+            let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            arguments += [query.limit]
+            return try Row.fetchAll(db, sql: "SELECT * FROM outbox_events \(whereClause) ORDER BY seq LIMIT ?", arguments: arguments).map(Self.event)
+        }
+    }
+
+    public func event(id: String) async throws -> (OutboxEvent, [DeliveryAttempt])? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM outbox_events WHERE id = ?", arguments: [id]) else { return nil }
+            let attempts = try Row.fetchAll(db, sql: "SELECT * FROM delivery_attempts WHERE event_id = ? ORDER BY id", arguments: [id]).map { r in
+                DeliveryAttempt(eventID: r["event_id"], attempt: r["attempt"], url: r["url"], statusCode: r["status_code"], error: r["error"],
+                                durationMillis: r["duration_ms"], at: r["at"])
+            }
+            return (Self.event(row), attempts)
+        }
+    }
+
+    public func redeliver(id: String, at: Millis) async throws -> OutboxEvent? {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE outbox_events SET status = 'pending', schedule_base = attempts, next_attempt_at = ?, claimed_until = NULL, last_error = NULL
+                WHERE id = ?
+                """, arguments: [at, id])
+            guard db.changesCount == 1, let row = try Row.fetchOne(db, sql: "SELECT * FROM outbox_events WHERE id = ?", arguments: [id]) else { return nil }
+            return Self.event(row)
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import CurlHTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+import Ledger
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Webhooks
+
+/// Delivers outbox events as Standard Webhooks: claims due events, posts them with bounded concurrency,
+/// records each attempt and schedules the next. A slow or dead receiver holds at most `perTargetLimit`
+/// slots, so other receivers keep getting theirs.
+///
+/// Graceful shutdown stops claiming and waits for in-flight attempts (each bounded by the webhook timeout);
+/// whatever is not delivered stays in the outbox for the next start.
+final class WebhookDispatcher: Service, Sendable {
+    let ledger: any Ledger
+    let http: CurlClient
+    let policy: RetryPolicy
+    let signer: WebhookSigner?
+    let defaultURL: String?
+    let timeout: Duration
+    let logger: Logger
+    let maxConcurrent: Int
+    let perTargetLimit: Int
+    let doorbell = Doorbell()
+    private let inFlight = Mutex<[String: String]>([:])  // event id -> target URL
+
+    init(ledger: any Ledger, http: CurlClient, policy: RetryPolicy, signer: WebhookSigner?, defaultURL: String?, timeout: Duration,
+         logger: Logger, maxConcurrent: Int = 32, perTargetLimit: Int = 8) {
+        self.ledger = ledger
+        self.http = http
+        self.policy = policy
+        self.signer = signer
+        self.defaultURL = defaultURL
+        self.timeout = timeout
+        self.logger = logger
+        self.maxConcurrent = maxConcurrent
+        self.perTargetLimit = perTargetLimit
+    }
+
+    /// New events are waiting: look now rather than at the next poll.
+    func wake() { doorbell.ring() }
+
+    /// How long a claimed event is ours before another process may take it.
+    var lease: Millis { milliseconds(timeout) + 30_000 }
+
+    func run() async throws {
+        let stopping = Atomic<Bool>(false)
+        await withDiscardingTaskGroup { group in
+            await withGracefulShutdownHandler {
+                // Claimed events whose target is at its limit wait here for a free slot there.
+                var parked: [String: [OutboxEvent]] = [:]
+                while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                    var counts = inFlight.withLock { state in Dictionary(state.values.map { ($0, 1) }, uniquingKeysWith: +) }
+                    var free = maxConcurrent - counts.values.reduce(0, +)
+                    var started = 0
+                    func start(_ event: OutboxEvent, _ target: String) {
+                        counts[target, default: 0] += 1
+                        free -= 1
+                        started += 1
+                        inFlight.withLock { $0[event.id] = target }
+                        group.addTask {
+                            await self.deliver(event, to: target)
+                            self.inFlight.withLock { _ = $0.removeValue(forKey: event.id) }
+                            self.doorbell.ring()
+                        }
+                    }
+                    for target in Array(parked.keys) where free > 0 {
+                        while free > 0, (counts[target] ?? 0) < perTargetLimit, let event = parked[target]?.first {
+                            parked[target]?.removeFirst()
+                            start(event, target)
+                        }
+                        if parked[target]?.isEmpty == true { parked[target] = nil }
+                    }
+                    let parkedCount = parked.values.reduce(0) { $0 + $1.count }
+                    if free > 0, parkedCount < 4 * maxConcurrent {
+                        let busy = inFlight.withLock { Set($0.keys) }
+                        let ours = busy.union(parked.values.flatMap { $0.map(\.id) })
+                        let claimed: [OutboxEvent]
+                        do {
+                            claimed = try await ledger.claimDueEvents(now: nowMillis(), lease: lease, limit: free, excluding: ours)
+                        } catch {
+                            logger.error("outbox claim failed", metadata: ["error": "\(error)"])
+                            claimed = []
+                        }
+                        for event in claimed {
+                            guard let target = event.notifyUrl ?? defaultURL else {
+                                try? await ledger.failEvent(id: event.id, reason: "no webhook target: the order has no notifyUrl and PAYSIDECAR_WEBHOOK_URL is not set", at: nowMillis())
+                                logger.warning("webhook has no target", metadata: ["event_id": "\(event.id)", "mrn": "\(event.mrn)"])
+                                continue
+                            }
+                            if (counts[target] ?? 0) >= perTargetLimit || free <= 0 {
+                                parked[target, default: []].append(event)
+                            } else {
+                                start(event, target)
+                            }
+                        }
+                        if !claimed.isEmpty, free > 0 { continue }  // there may be more due right now
+                    }
+                    if started == 0 || free <= 0 {
+                        await doorbell.wait(upTo: await pollInterval())
+                    }
+                }
+            } onGracefulShutdown: {
+                stopping.store(true, ordering: .relaxed)
+                self.doorbell.ring()
+            }
+        }
+    }
+
+    /// Until the next event is due, at most a second.
+    func pollInterval() async -> Duration {
+        guard let due = try? await ledger.nextDueTime() else { return .seconds(1) }
+        let wait = due - nowMillis()
+        return .milliseconds(max(5, min(1000, wait)))
+    }
+
+    func deliver(_ event: OutboxEvent, to url: String) async {
+        let body = Array(event.body.utf8)
+        let started = nowMillis()
+        var headers: [(name: String, value: String)] = [("Content-Type", "application/json"), ("User-Agent", "pay-sidecar-webhooks")]
+        if let signer { headers += signer.headers(id: event.id, timestamp: started / 1000, body: body) }
+        var statusCode: Int?
+        var retryAfter: String?
+        var failure: String?
+        do {
+            let response = try await http.execute(CurlRequest(method: "POST", url: url, headers: headers, body: body, timeout: timeout, isIdempotent: true))
+            statusCode = response.status
+            retryAfter = response.headers["retry-after"]
+        } catch let e as CurlError {
+            failure = "\(e.kind): \(e.message)"
+        } catch {
+            failure = "\(error)"
+        }
+        let attemptNumber = event.attempts + 1
+        let decision = policy.decide(attemptsSoFar: attemptNumber - event.scheduleBase, status: statusCode, retryAfter: retryAfter)
+        let finished = nowMillis()
+        let next: NextStep
+        switch decision {
+        case .delivered: next = .delivered
+        case .retry(let after): next = .retry(at: finished + milliseconds(after))
+        case .fail(let reason): next = .fail(reason: statusCode.map { "\(reason); last answer HTTP \($0)" } ?? "\(reason); last error: \(failure ?? "-")")
+        }
+        let attempt = DeliveryAttempt(eventID: event.id, attempt: attemptNumber, url: url, statusCode: statusCode, error: failure,
+                                      durationMillis: finished - started, at: started)
+        do {
+            try await ledger.finishAttempt(attempt, next: next)
+        } catch {
+            logger.error("could not record a webhook attempt; the event will be retried", metadata: ["event_id": "\(event.id)", "error": "\(error)"])
+        }
+        logger.info("webhook attempt", metadata: [
+            "event_id": "\(event.id)", "type": "\(event.type)", "mrn": "\(event.mrn)", "attempt": "\(attemptNumber)",
+            "status": "\(statusCode.map(String.init) ?? failure ?? "-")", "outcome": "\(next)",
+        ])
+    }
+}
+
+func nowMillis() -> Millis {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Millis(ts.tv_sec) * 1000 + Millis(ts.tv_nsec) / 1_000_000
+}
+
+func milliseconds(_ d: Duration) -> Millis {
+    d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+}
