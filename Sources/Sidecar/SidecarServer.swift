@@ -29,9 +29,9 @@ public final class SidecarServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         switch configuration.database {
-        case .sqlite(let path):
+        case .sqlite(let path, let durable):
             do {
-                self.ledger = try SQLiteLedger(path: path)
+                self.ledger = try SQLiteLedger(path: path, durableCommits: durable)
             } catch {
                 throw ConfigurationError(Setting.databaseURL.variable, "\(error)")
             }

@@ -31,7 +31,7 @@ struct ConfigurationTests {
         #expect(c.webhookTimeout == .seconds(15))
         #expect(c.gatewayTimeout == .seconds(10))
         #expect(c.reconcileAfter == .seconds(60))
-        #expect(c.database == .sqlite(path: "pay-sidecar.db"))
+        #expect(c.database == .sqlite(path: "pay-sidecar.db", durable: true))
         #expect(c.callbackAllowedIPs == nil)
         #expect(c.apiToken == nil)
         #expect(c.logLevel == .info)
@@ -63,7 +63,8 @@ struct ConfigurationTests {
             "PAYSIDECAR_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
             "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE": "1s,500ms",
         ]) { $1 })
-        #expect(c.database == .sqlite(path: "/var/lib/pay/pay.db"))
+        #expect(c.database == .sqlite(path: "/var/lib/pay/pay.db", durable: true))
+        #expect(try load(env: required.merging(["PAYSIDECAR_DATABASE_URL": "sqlite://rel.db?synchronous=normal"]) { $1 }).database == .sqlite(path: "rel.db", durable: false))
         #expect(c.callbackAllowedIPs?.count == 3)
         #expect(c.callbackAllowedIPs?[1].contains("10.1.2.3") == true)
         #expect(c.callbackAllowedIPs?[2].contains("2001:db8::1") == true)
@@ -89,6 +90,7 @@ struct ConfigurationTests {
         ("PAYSIDECAR_WEBHOOK_TIMEOUT", "0s", "PAYSIDECAR_WEBHOOK_TIMEOUT"),
         ("PAYSIDECAR_DATABASE_URL", "mysql://x", "PAYSIDECAR_DATABASE_URL"),
         ("PAYSIDECAR_DATABASE_URL", "sqlite://", "PAYSIDECAR_DATABASE_URL"),
+        ("PAYSIDECAR_DATABASE_URL", "sqlite://x.db?synchronous=off", "PAYSIDECAR_DATABASE_URL"),
         ("PAYSIDECAR_CALLBACK_ALLOWED_IPS", "10.0.0.0/33", "PAYSIDECAR_CALLBACK_ALLOWED_IPS"),
         ("PAYSIDECAR_CALLBACK_ALLOWED_IPS", "gateway.example", "PAYSIDECAR_CALLBACK_ALLOWED_IPS"),
         ("PAYSIDECAR_GATEWAY_TIMEOUT", "10 seconds", "PAYSIDECAR_GATEWAY_TIMEOUT"),

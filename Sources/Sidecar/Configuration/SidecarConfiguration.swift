@@ -5,14 +5,15 @@ import Webhooks
 
 /// Where the sidecar keeps its durable state.
 public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
-    /// A SQLite file (created if missing).
-    case sqlite(path: String)
+    /// A SQLite file (created if missing). `durable`: every commit reaches the disk before it counts
+    /// (`synchronous=FULL`, the default); `?synchronous=normal` in the URL trades that for speed.
+    case sqlite(path: String, durable: Bool)
     /// A PostgreSQL URL; it may hold a password, so it never prints.
     case postgres(Secret)
 
     public var description: String {
         switch self {
-        case .sqlite(let path): return "sqlite://\(path)"
+        case .sqlite(let path, let durable): return "sqlite://\(path)\(durable ? "" : "?synchronous=normal")"
         case .postgres: return "postgres://<redacted>"
         }
     }
@@ -184,11 +185,21 @@ struct SettingReader {
     mutating func database(_ setting: Setting) throws(ConfigurationError) -> DatabaseLocation {
         let text = try required(setting)
         if text.hasPrefix("sqlite://") {
-            let path = String(text.dropFirst("sqlite://".count))
+            var path = String(text.dropFirst("sqlite://".count))
+            var durable = true
+            if let question = path.firstIndex(of: "?") {
+                let query = path[path.index(after: question)...].lowercased()
+                path = String(path[..<question])
+                switch query {
+                case "synchronous=full": durable = true
+                case "synchronous=normal": durable = false
+                default: throw ConfigurationError(setting.variable, "the only SQLite option is ?synchronous=full (default) or ?synchronous=normal")
+                }
+            }
             guard !path.isEmpty, !path.hasSuffix("/") else {
                 throw ConfigurationError(setting.variable, "'\(text)' names no file (e.g. sqlite:///var/lib/pay-sidecar/pay.db)")
             }
-            return .sqlite(path: path)
+            return .sqlite(path: path, durable: durable)
         }
         if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
             return .postgres(Secret(text))
