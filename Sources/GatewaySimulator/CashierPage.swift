@@ -2,21 +2,7 @@ import GatewayProtocol
 
 /// The small HTML pages the simulator shows a browser: the cashier with Pay and Fail, and the result.
 enum CashierPage {
-    static func escape(_ s: String) -> String {
-        var out = ""
-        out.reserveCapacity(s.utf8.count)
-        for ch in s {
-            switch ch {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(ch)
-            }
-        }
-        return out
-    }
+    static func escape(_ s: String) -> String { HTMLText.escape(s) }
 
     static func layout(title: String, body: String) -> String {
         """

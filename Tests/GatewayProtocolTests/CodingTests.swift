@@ -120,6 +120,11 @@ struct CodingTests {
         #expect(form.map(\.name) == ["amount", "appKey", "callbackUrl", "channelId", "mrn", "returnUrl", "sign", "payer"])
     }
 
+    @Test("HTML escaping covers element content and quoted attributes")
+    func html() {
+        #expect(HTMLText.escape(#"<a href="x">Tom & 'Jerry'</a> 张三"#) == "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt; 张三")
+    }
+
     @Test("query strings are percent-encoded and signed")
     func queryString() {
         let q = OrderQuery(kind: .deposit, appKey: "app", mrn: "D 短", callback: true)

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayProtocol
 import Logging
 
 /// One JSON object per line on standard output: `ts`, `level`, `msg`, `logger`, then the metadata.
@@ -21,20 +22,20 @@ public struct JSONLogHandler: LogHandler {
         var line: [UInt8] = []
         line.reserveCapacity(256)
         line.append(contentsOf: #"{"ts":"#.utf8)
-        Self.writeString(Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)), &line)
+        JSONValue.writeString(Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)), into: &line)
         line.append(contentsOf: #","level":"#.utf8)
-        Self.writeString(event.level.rawValue, &line)
+        JSONValue.writeString(event.level.rawValue, into: &line)
         line.append(contentsOf: #","msg":"#.utf8)
-        Self.writeString("\(event.message)", &line)
+        JSONValue.writeString("\(event.message)", into: &line)
         line.append(contentsOf: #","logger":"#.utf8)
-        Self.writeString(label, &line)
+        JSONValue.writeString(label, into: &line)
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         for key in merged.keys.sorted() {
             line.append(UInt8(ascii: ","))
-            Self.writeString(key, &line)
+            JSONValue.writeString(key, into: &line)
             line.append(UInt8(ascii: ":"))
-            Self.writeString("\(merged[key]!)", &line)
+            JSONValue.writeString("\(merged[key]!)", into: &line)
         }
         line.append(contentsOf: "}\n".utf8)
         // One write(2) per line: lines from different threads never interleave.
@@ -46,22 +47,6 @@ public struct JSONLogHandler: LogHandler {
                 offset += n
             }
         }
-    }
-
-    static func writeString(_ s: String, _ out: inout [UInt8]) {
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case 0x22: out.append(contentsOf: [0x5C, 0x22])
-            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x00..<0x20:
-                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
-            default: out.append(b)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 }
 
