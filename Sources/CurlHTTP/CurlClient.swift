@@ -87,8 +87,16 @@ public final class CurlClient: Service, Sendable {
     /// Runs the driver thread until graceful shutdown (in-flight transfers finish) or cancellation
     /// (they are aborted). Returns once the thread has exited.
     public func run() async throws {
-        let start = state.withLock { $0.start() }
-        guard start else { throw CurlError(kind: .invalidRequest, message: "CurlClient.run() called twice") }
+        switch state.withLock({ $0.start() }) {
+        case .started:
+            break
+        case .alreadyStopped:
+            // Shut down before it ever ran: fail whatever was queued and return.
+            for waiter in state.withLock({ $0.driverExited() }) { waiter.resume() }
+            return
+        case .alreadyRunning:
+            throw CurlError(kind: .invalidRequest, message: "CurlClient.run() called twice")
+        }
         let thread = try startDriverThread()
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
@@ -202,10 +210,18 @@ struct ClientState: Sendable {
         return .none
     }
 
-    mutating func start() -> Bool {
-        guard phase == .idle else { return false }
-        phase = .running
-        return true
+    enum StartAction { case started, alreadyStopped, alreadyRunning }
+
+    mutating func start() -> StartAction {
+        switch phase {
+        case .idle:
+            phase = .running
+            return .started
+        case .draining, .aborting:
+            return .alreadyStopped
+        case .running, .stopped:
+            return .alreadyRunning
+        }
     }
 
     mutating func beginStop(graceful: Bool) {

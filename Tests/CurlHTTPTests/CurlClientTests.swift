@@ -382,6 +382,18 @@ struct CurlClientTests {
         try await server.stop()
     }
 
+    @Test("shut down before it ever ran: run() returns at once and queued requests fail with .shutdown")
+    func shutdownBeforeRun() async throws {
+        let client = try CurlClient(configuration: loopbackConfiguration())
+        let queued = Task { try await client.execute(CurlRequest(url: "http://127.0.0.1:1/")) }
+        try await Task.sleep(for: .milliseconds(50))
+        client.shutdown()
+        try await client.run()
+        let result = await queued.result
+        if case .failure(let error as CurlError) = result { #expect(error.kind == .shutdown) } else { Issue.record("expected .shutdown, got \(result)") }
+        await #expect(throws: CurlError.self) { try await client.run() }
+    }
+
     @Test("errors describe themselves with libcurl's words")
     func errorDescription() {
         let error = CurlError(kind: .timedOut, message: "Operation timed out after 200 milliseconds", curlCode: 28, requestSent: true)
