@@ -181,6 +181,7 @@ let package = Package(
                 "GatewayProtocol",
                 "CurlHTTP",
                 "ConfigurationValues",
+                "Ledger",
                 "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -35,10 +35,24 @@ public struct OrderRecord: Sendable, Hashable {
     public var flag: String?
     public var createdAt: Millis
     public var updatedAt: Millis
+    /// The normalized request (JSON) and its fingerprint: an identical retry has the same fingerprint.
+    public var request: String?
+    public var fingerprint: String?
+    /// The answer given to the first call, replayed to identical retries.
+    public var responseStatus: Int?
+    public var responseBody: String?
+    /// The last status the gateway reported for the order (0, 1, 2), from a query.
+    public var lastGatewayStatus: Int?
+    public var settledAt: Millis?
+    /// When the reconciler next queries this order, and how many queries it has made.
+    public var nextQueryAt: Millis?
+    public var queryCount: Int = 0
+    /// False for an order first seen in a callback or query, never created by this sidecar.
+    public var known: Bool = true
 
     public init(kind: String, mrn: String, amount: String, channelId: Int?, notifyUrl: String?, state: OrderState,
                 gatewayCode: String? = nil, settledSource: String? = nil, paidAmount: String? = nil, flag: String? = nil,
-                createdAt: Millis, updatedAt: Millis) {
+                createdAt: Millis, updatedAt: Millis, request: String? = nil, fingerprint: String? = nil, nextQueryAt: Millis? = nil) {
         self.kind = kind
         self.mrn = mrn
         self.amount = amount
@@ -51,7 +65,18 @@ public struct OrderRecord: Sendable, Hashable {
         self.flag = flag
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+        self.request = request
+        self.fingerprint = fingerprint
+        self.nextQueryAt = nextQueryAt
     }
+}
+
+/// What journaling a new create found.
+public enum OrderBegin: Sendable, Hashable {
+    /// The order is new and journaled as given.
+    case inserted
+    /// The mrn is already journaled; nothing was changed.
+    case existing(OrderRecord)
 }
 
 /// A final outcome learned about an order, from a callback or a query. The one way an event is born.
@@ -237,11 +262,25 @@ public protocol Ledger: Sendable {
     /// True when the storage answers.
     func isHealthy() async -> Bool
 
-    /// Journals a new order. Returns false (and changes nothing) when the order already exists.
-    func insertOrder(_ order: OrderRecord) async throws -> Bool
-    /// Updates an order's state after the gateway answered (or did not).
-    func updateOrder(kind: String, mrn: String, state: OrderState, gatewayCode: String?, at: Millis) async throws
+    /// Journals a new order, or returns the one already journaled under its mrn (changing nothing).
+    func beginOrder(_ order: OrderRecord) async throws -> OrderBegin
+    /// Takes over a journaled order whose earlier create never reached the gateway (`rejected` with
+    /// `not_sent` or `not_created`) for a new attempt: back to `sending`. False if it is not in that state.
+    func restartOrder(kind: String, mrn: String, at: Millis) async throws -> Bool
+    /// Records what a create came to and the answer the caller got (replayed to identical retries).
+    /// A settled order keeps its state.
+    func finishCreate(kind: String, mrn: String, state: OrderState, gatewayCode: String?, responseStatus: Int, responseBody: String,
+                      nextQueryAt: Millis?, at: Millis) async throws
     func order(kind: String, mrn: String) async throws -> OrderRecord?
+
+    /// Orders `pending` or `unknown` whose next query is due.
+    func ordersToReconcile(now: Millis, limit: Int) async throws -> [OrderRecord]
+    /// Records a query's result for an unsettled order: the gateway's status (if it answered), a new state
+    /// (e.g. `unknown` -> `pending` once the gateway knows the order), and when to query next (nil: stop).
+    func recordQuery(kind: String, mrn: String, gatewayStatus: Int?, state: OrderState?, gatewayCode: String?, nextQueryAt: Millis?, flag: String?, at: Millis) async throws
+    /// Deletes orders settled or refused before `before`, with their receipts; never an unsettled one.
+    /// Returns how many orders went.
+    func prune(before: Millis) async throws -> Int
 
     /// In one transaction: stores the receipt, moves the order to its final state and queues the event
     /// (or recognises a duplicate or a contradiction).

@@ -134,6 +134,18 @@ public final class SQLiteLedger: Ledger {
                 );
                 """)
         }
+        migrator.registerMigration("v2: idempotent creates and reconciliation") { db in
+            try db.execute(sql: """
+                ALTER TABLE orders ADD COLUMN request TEXT;
+                ALTER TABLE orders ADD COLUMN fingerprint TEXT;
+                ALTER TABLE orders ADD COLUMN response_status INTEGER;
+                ALTER TABLE orders ADD COLUMN response_body TEXT;
+                ALTER TABLE orders ADD COLUMN last_gateway_status INTEGER;
+                ALTER TABLE orders ADD COLUMN next_query_at INTEGER;
+                ALTER TABLE orders ADD COLUMN query_count INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX orders_to_reconcile ON orders(state, next_query_at);
+                """)
+        }
         return migrator
     }
 
@@ -143,23 +155,37 @@ public final class SQLiteLedger: Ledger {
 
     // MARK: Orders
 
-    public func insertOrder(_ order: OrderRecord) async throws -> Bool {
+    public func beginOrder(_ order: OrderRecord) async throws -> OrderBegin {
+        try await pool.write { db in
+            if let existing = try Self.fetchOrder(db, kind: order.kind, mrn: order.mrn) { return .existing(existing) }
+            try db.execute(sql: """
+                INSERT INTO orders (kind, mrn, amount, channel_id, notify_url, state, gateway_code, created_at, updated_at, request, fingerprint, next_query_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [order.kind, order.mrn, order.amount, order.channelId, order.notifyUrl, order.state.rawValue, order.gatewayCode,
+                                 order.createdAt, order.updatedAt, order.request, order.fingerprint, order.nextQueryAt])
+            return .inserted
+        }
+    }
+
+    public func restartOrder(kind: String, mrn: String, at: Millis) async throws -> Bool {
         try await pool.write { db in
             try db.execute(sql: """
-                INSERT OR IGNORE INTO orders (kind, mrn, amount, channel_id, notify_url, state, gateway_code, created_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [order.kind, order.mrn, order.amount, order.channelId, order.notifyUrl, order.state.rawValue, order.gatewayCode, order.createdAt, order.updatedAt])
+                UPDATE orders SET state = 'sending', gateway_code = NULL, response_status = NULL, response_body = NULL, updated_at = ?
+                WHERE kind = ? AND mrn = ? AND state = 'rejected' AND gateway_code IN ('not_sent', 'not_created')
+                """, arguments: [at, kind, mrn])
             return db.changesCount == 1
         }
     }
 
-    public func updateOrder(kind: String, mrn: String, state: OrderState, gatewayCode: String?, at: Millis) async throws {
+    public func finishCreate(kind: String, mrn: String, state: OrderState, gatewayCode: String?, responseStatus: Int, responseBody: String,
+                             nextQueryAt: Millis?, at: Millis) async throws {
         try await pool.write { db in
-            // A settled order keeps its outcome whatever a late create answer says.
             try db.execute(sql: """
-                UPDATE orders SET state = ?, gateway_code = ?, updated_at = ?
-                WHERE kind = ? AND mrn = ? AND state NOT IN ('succeeded', 'failed')
-                """, arguments: [state.rawValue, gatewayCode, at, kind, mrn])
+                UPDATE orders SET state = CASE WHEN state IN ('succeeded', 'failed') THEN state ELSE ? END,
+                    gateway_code = ?, response_status = ?, response_body = ?, updated_at = ?,
+                    next_query_at = CASE WHEN state IN ('succeeded', 'failed') THEN NULL ELSE ? END
+                WHERE kind = ? AND mrn = ?
+                """, arguments: [state.rawValue, gatewayCode, responseStatus, responseBody, at, nextQueryAt, kind, mrn])
         }
     }
 
@@ -169,11 +195,56 @@ public final class SQLiteLedger: Ledger {
 
     static func fetchOrder(_ db: Database, kind: String, mrn: String) throws -> OrderRecord? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM orders WHERE kind = ? AND mrn = ?", arguments: [kind, mrn]) else { return nil }
-        return OrderRecord(
+        return order(row)
+    }
+
+    static func order(_ row: Row) -> OrderRecord {
+        var order = OrderRecord(
             kind: row["kind"], mrn: row["mrn"], amount: row["amount"], channelId: row["channel_id"], notifyUrl: row["notify_url"],
             state: OrderState(rawValue: row["state"]) ?? .unknown, gatewayCode: row["gateway_code"], settledSource: row["settled_source"],
-            paidAmount: row["paid_amount"], flag: row["flag"], createdAt: row["created_at"], updatedAt: row["updated_at"]
+            paidAmount: row["paid_amount"], flag: row["flag"], createdAt: row["created_at"], updatedAt: row["updated_at"],
+            request: row["request"], fingerprint: row["fingerprint"], nextQueryAt: row["next_query_at"]
         )
+        order.responseStatus = row["response_status"]
+        order.responseBody = row["response_body"]
+        order.lastGatewayStatus = row["last_gateway_status"]
+        order.settledAt = row["settled_at"]
+        order.queryCount = row["query_count"]
+        order.known = row["known"]
+        return order
+    }
+
+    public func ordersToReconcile(now: Millis, limit: Int) async throws -> [OrderRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM orders WHERE state IN ('pending', 'unknown') AND next_query_at IS NOT NULL AND next_query_at <= ?
+                ORDER BY next_query_at LIMIT ?
+                """, arguments: [now, limit]).map(Self.order)
+        }
+    }
+
+    public func recordQuery(kind: String, mrn: String, gatewayStatus: Int?, state: OrderState?, gatewayCode: String?, nextQueryAt: Millis?, flag: String?, at: Millis) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE orders SET
+                    last_gateway_status = COALESCE(?, last_gateway_status),
+                    state = CASE WHEN ? IS NOT NULL AND state IN ('pending', 'unknown', 'sending') THEN ? ELSE state END,
+                    gateway_code = COALESCE(?, gateway_code),
+                    next_query_at = ?, query_count = query_count + 1, flag = COALESCE(?, flag), updated_at = ?
+                WHERE kind = ? AND mrn = ?
+                """, arguments: [gatewayStatus, state?.rawValue, state?.rawValue, gatewayCode, nextQueryAt, flag, at, kind, mrn])
+        }
+    }
+
+    public func prune(before: Millis) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: """
+                DELETE FROM callback_receipts WHERE (kind, mrn) IN
+                    (SELECT kind, mrn FROM orders WHERE state IN ('succeeded', 'failed', 'rejected') AND updated_at < ?)
+                """, arguments: [before])
+            try db.execute(sql: "DELETE FROM orders WHERE state IN ('succeeded', 'failed', 'rejected') AND updated_at < ?", arguments: [before])
+            return db.changesCount
+        }
     }
 
     // MARK: Settlements
@@ -198,7 +269,7 @@ public final class SQLiteLedger: Ledger {
             }
             if existing != nil {
                 try db.execute(sql: """
-                    UPDATE orders SET state = ?, settled_source = ?, paid_amount = ?, settled_at = ?, updated_at = ?
+                    UPDATE orders SET state = ?, settled_source = ?, paid_amount = ?, settled_at = ?, updated_at = ?, next_query_at = NULL
                     WHERE kind = ? AND mrn = ?
                     """, arguments: [outcome.rawValue, settlement.source, settlement.paidAmount, settlement.at, settlement.at, settlement.kind, settlement.mrn])
             } else {

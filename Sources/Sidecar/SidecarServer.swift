@@ -18,6 +18,7 @@ public final class SidecarServer: Sendable {
     public let http: CurlClient
     public let ledger: any Ledger
     let dispatcher: WebhookDispatcher
+    let reconciler: Reconciler
     let logger: Logger
     let internalApp: Application<RouterResponder<SidecarRequestContext>>
     let callbackApp: Application<RouterResponder<SidecarRequestContext>>
@@ -51,6 +52,7 @@ public final class SidecarServer: Sendable {
             timeout: configuration.webhookTimeout, logger: logger
         )
         self.dispatcher = dispatcher
+        self.reconciler = Reconciler(ledger: ledger, gateway: gateway, configuration: configuration, onEmitted: { dispatcher.wake() }, logger: logger)
         let internalRouter = SidecarServer.internalRouter(configuration: configuration, gateway: gateway, ledger: ledger, dispatcher: dispatcher, logger: logger)
         let callbackRouter = SidecarServer.callbackRouter(configuration: configuration, ledger: ledger, dispatcher: dispatcher, logger: logger)
         let portBox = PortBox()
@@ -69,10 +71,10 @@ public final class SidecarServer: Sendable {
         )
     }
 
-    /// The services to run, in start order: the HTTP client, the webhook dispatcher, the callback listener,
-    /// the internal API. Shutdown runs in reverse: the listeners stop taking requests first, the client last.
+    /// The services to run, in start order: the HTTP client, the webhook dispatcher, the reconciler, the
+    /// callback listener, the internal API. Shutdown runs in reverse: the listeners stop taking requests first, the client last.
     public var services: [any Service] {
-        [http, dispatcher, ListenerService(app: callbackApp, ports: ports), ListenerService(app: internalApp, ports: ports)]
+        [http, dispatcher, reconciler, ListenerService(app: callbackApp, ports: ports), ListenerService(app: internalApp, ports: ports)]
     }
 
     /// The internal API's router (routes are listed by the OpenAPI parity test).

@@ -95,6 +95,9 @@ struct SettingOptions: ParsableArguments {
     @Option(name: .customLong("trusted-proxies"), help: help(.trustedProxies)) var trustedProxies: String?
     @Option(name: .customLong("gateway-timeout"), help: help(.gatewayTimeout)) var gatewayTimeout: String?
     @Option(name: .customLong("reconcile-after"), help: help(.reconcileAfter)) var reconcileAfter: String?
+    @Option(name: .customLong("reconcile-horizon"), help: help(.reconcileHorizon)) var reconcileHorizon: String?
+    @Option(name: .customLong("journal-retention"), help: help(.journalRetention)) var journalRetention: String?
+    @Option(name: .customLong("unknown-order-callbacks"), help: help(.unknownOrderCallbacks)) var unknownOrderCallbacks: String?
     @Option(name: .customLong("log-level"), help: help(.logLevel)) var logLevel: String?
     @Option(name: .customLong("log-format"), help: help(.logFormat)) var logFormat: String?
 
@@ -119,6 +122,8 @@ struct SettingOptions: ParsableArguments {
             (Setting.databaseURL.variable, databaseURL), (Setting.callbackAllowedIPs.variable, callbackAllowedIPs),
             (Setting.trustedProxies.variable, trustedProxies),
             (Setting.gatewayTimeout.variable, gatewayTimeout), (Setting.reconcileAfter.variable, reconcileAfter),
+            (Setting.reconcileHorizon.variable, reconcileHorizon), (Setting.journalRetention.variable, journalRetention),
+            (Setting.unknownOrderCallbacks.variable, unknownOrderCallbacks),
             (Setting.logLevel.variable, logLevel), (Setting.logFormat.variable, logFormat),
         ]
         var result: [String: String] = [:]

@@ -12,7 +12,9 @@ struct ErrorMappingTests {
     func payoutCodes() async throws {
         try await withSidecar(simulator: { $0.balanceFen = 150 * 100 }) { (e2e: E2E) async throws in
             #expect(try await e2e.post("/v1/payouts", json: payoutBody).status == 202)
-            let duplicate = try await e2e.post("/v1/payouts", json: payoutBody)
+            // An mrn the gateway already has but this sidecar's journal does not (another system used it).
+            try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"answer","value":{"error":"mrn_duplication","errorMessage":"used"},"count":1}"#)
+            let duplicate = try await e2e.post("/v1/payouts", json: payoutBody.replacingOccurrences(of: "P-err", with: "P-elsewhere"))
             #expect(duplicate.status == 409)
             #expect(try object(duplicate)["code"] as? String == "mrn_duplication")
             let poor = try await e2e.post("/v1/payouts", json: payoutBody.replacingOccurrences(of: "P-err", with: "P-poor"))
@@ -47,7 +49,7 @@ struct ErrorMappingTests {
             #expect((try object(invalid)["detail"] as? String)?.contains("bank not supported") == true)
 
             try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"answer","value":{"error":"rate_limited"},"count":1}"#)
-            let odd = try await e2e.post("/v1/payouts", json: payoutBody)
+            let odd = try await e2e.post("/v1/payouts", json: payoutBody.replacingOccurrences(of: "P-err", with: "P-odd"))
             #expect(odd.status == 502)
             #expect(try object(odd)["code"] as? String == "rate_limited")
 
@@ -85,9 +87,15 @@ struct ErrorMappingTests {
                 #expect(problem["orderStatus"] as? String == "unknown")
                 #expect(problem["status"] as? Int == 504)
             }
-            let query = try await e2e.get("/v1/payouts/P-err")
+            let query = try await e2e.get("/v1/payouts/P-unseen")
             #expect(query.status == 504)
             #expect(try object(query)["orderStatus"] == nil, "a query has no order outcome to be unknown")
+            // A journaled order still answers, from the journal, saying the gateway did not.
+            try await e2e.addFault(#"{"path":"/api/Payouts/Query","kind":"delay","value":"2s"}"#)
+            let journaled = try object(try await e2e.get("/v1/payouts/P-err"))
+            #expect(journaled["status"] as? String == "unknown")
+            #expect((journaled["gatewayError"] as? String)?.contains("timeout") == true)
+            #expect((journaled["journal"] as? [String: Any])?["state"] as? String == "unknown")
         }
     }
 
@@ -123,7 +131,7 @@ struct ErrorMappingTests {
             #expect(try object(unavailable)["orderStatus"] as? String == "unknown")
 
             try await e2e.addFault(#"{"path":"/api/Payments/Query","kind":"garbage","count":1}"#)
-            let query = try await e2e.get("/v1/deposits/D-err")
+            let query = try await e2e.get("/v1/deposits/D-unseen")
             #expect(query.status == 502)
             #expect(try object(query)["code"] as? String == "gateway_bad_response")
         }
@@ -132,7 +140,7 @@ struct ErrorMappingTests {
     @Test("a deposit refused by the gateway maps by the code its message starts with")
     func depositRefusal() async throws {
         try await withSidecar { (e2e: E2E) async throws in
-            #expect(try await e2e.post("/v1/deposits", json: depositBody).status == 201)
+            try await e2e.addFault(#"{"path":"/api/Pay/Create","kind":"answer","value":{"success":false,"errorMsg":"mrn_duplication: mrn was used before"},"count":1}"#)
             let again = try await e2e.post("/v1/deposits", json: depositBody)
             #expect(again.status == 409)
             #expect(try object(again)["code"] as? String == "mrn_duplication")

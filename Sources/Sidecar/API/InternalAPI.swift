@@ -1,3 +1,4 @@
+import Crypto
 import GatewayProtocol
 import HTTPTypes
 import Hummingbird
@@ -46,22 +47,23 @@ struct InternalAPI: Sendable {
             amount: input.amount, appKey: configuration.appKey, callbackUrl: configuration.depositCallbackURL,
             channelId: input.channelId, mrn: input.mrn, returnUrl: input.returnUrl, payer: input.payer
         )
-        let journaled = try await journal(.deposit, input.mrn, input.amount.text, channelId: input.channelId, notifyUrl: input.notifyUrl,
-                                          state: input.mode == .page ? .pending : .sending)
-        switch input.mode {
-        case .page:
-            return json(PageForm.answer(deposit, action: configuration.gatewayURL + "/api/Pay", secret: configuration.secretKey), status: .created)
-        case .api:
-            let call = await gateway.createDeposit(deposit)
-            context.trace.gatewayLatency = call.latency
-            let answer = try await outcome(call.result, kind: .deposit, mrn: input.mrn, journaled: journaled) { answer in
-                answer.success ? nil : Self.depositRefusal(answer.errorMsg)
+        return try await idempotentCreate(.deposit, mrn: input.mrn, amount: input.amount.text, channelId: input.channelId,
+                                          notifyUrl: input.notifyUrl, normalized: input.normalized) {
+            switch input.mode {
+            case .page:
+                let form = PageForm.answer(deposit, action: configuration.gatewayURL + "/api/Pay", secret: configuration.secretKey)
+                return CreateOutcome(state: .pending, code: nil, status: .created, body: form)
+            case .api:
+                let call = await gateway.createDeposit(deposit)
+                context.trace.gatewayLatency = call.latency
+                return CreateOutcome(call.result) { answer in
+                    guard answer.success, let payUrl = answer.payUrl else { return .failure(Self.depositRefusal(answer.errorMsg)) }
+                    return .success((.created, .object([
+                        "mrn": .string(input.mrn), "status": .string("pending"),
+                        "payUrl": .string(DepositCreateAnswer.absolutePayURL(payUrl, gatewayBaseURL: configuration.gatewayURL)),
+                    ])))
+                }
             }
-            guard let payUrl = answer.payUrl else { throw Self.depositRefusal(answer.errorMsg) }
-            return json([
-                "mrn": .string(input.mrn), "status": .string("pending"),
-                "payUrl": .string(DepositCreateAnswer.absolutePayURL(payUrl, gatewayBaseURL: configuration.gatewayURL)),
-            ], status: .created)
         }
     }
 
@@ -85,50 +87,74 @@ struct InternalAPI: Sendable {
             accountName: input.accountName, accountNumber: input.accountNumber, amount: input.amount, appKey: configuration.appKey,
             bankName: input.bankName, callbackUrl: configuration.payoutCallbackURL, mrn: input.mrn
         )
-        let journaled = try await journal(.payout, input.mrn, input.amount.text, channelId: nil, notifyUrl: input.notifyUrl, state: .sending)
-        let call = await gateway.createPayout(payout)
-        context.trace.gatewayLatency = call.latency
-        _ = try await outcome(call.result, kind: .payout, mrn: input.mrn, journaled: journaled) { answer in
-            answer.error.isSuccess ? nil : Problem.gatewayRefused(answer.error, message: answer.errorMessage)
+        return try await idempotentCreate(.payout, mrn: input.mrn, amount: input.amount.text, channelId: nil,
+                                          notifyUrl: input.notifyUrl, normalized: input.normalized) {
+            let call = await gateway.createPayout(payout)
+            context.trace.gatewayLatency = call.latency
+            return CreateOutcome(call.result) { answer in
+                guard answer.error.isSuccess else { return .failure(Problem.gatewayRefused(answer.error, message: answer.errorMessage)) }
+                return .success((.accepted, .object(["mrn": .string(input.mrn), "status": .string("pending")])))
+            }
         }
-        return json(["mrn": .string(input.mrn), "status": .string("pending")], status: .accepted)
     }
 
     // MARK: Journal
 
-    /// Journals an order before anything is sent. False when the mrn is already journaled (the journal then
-    /// keeps the first order's state).
-    func journal(_ kind: OrderKind, _ mrn: String, _ amount: String, channelId: Int?, notifyUrl: String?, state: OrderState) async throws -> Bool {
+    /// Journals a create before anything is sent, or answers a retry of one (Stripe's idempotency, keyed by
+    /// mrn): the same body gets the recorded answer again without a second gateway call; a different body is
+    /// 409 `mrn_conflict`; a retry while the first is in flight is 409 `request_in_progress`. A create that
+    /// never reached the gateway may be sent again.
+    func idempotentCreate(_ kind: OrderKind, mrn: String, amount: String, channelId: Int?, notifyUrl: String?, normalized: JSONValue,
+                          send: () async -> CreateOutcome) async throws -> Response {
+        let request = normalized.jsonText
+        let fingerprint = Self.fingerprint(request)
         let now = nowMillis()
-        return try await storage {
-            try await ledger.insertOrder(OrderRecord(kind: kind.rawValue, mrn: mrn, amount: amount, channelId: channelId, notifyUrl: notifyUrl,
-                                                     state: state, createdAt: now, updatedAt: now))
+        let begin = try await storage {
+            try await ledger.beginOrder(OrderRecord(kind: kind.rawValue, mrn: mrn, amount: amount, channelId: channelId, notifyUrl: notifyUrl,
+                                                    state: .sending, createdAt: now, updatedAt: now, request: request, fingerprint: fingerprint))
         }
+        if case .existing(let order) = begin {
+            guard order.fingerprint == fingerprint else {
+                throw Problem(.conflict, code: "mrn_conflict", title: "mrn already used for another order",
+                              detail: "mrn \(mrn) was used with a different request; nothing was sent")
+            }
+            let restarted = try await storage { try await ledger.restartOrder(kind: kind.rawValue, mrn: mrn, at: now) }
+            if !restarted {
+                if order.state == .sending || order.responseBody == nil {
+                    throw Problem(.conflict, code: "request_in_progress", title: "Request in progress",
+                                  detail: "a request for mrn \(mrn) is still being sent; retry in a moment")
+                }
+                return Self.replay(order)
+            }
+        }
+        let outcome = await send()
+        let body = outcome.body.jsonText
+        let unsettled = outcome.state == .pending || outcome.state == .unknown
+        do {
+            try await ledger.finishCreate(kind: kind.rawValue, mrn: mrn, state: outcome.state, gatewayCode: outcome.code,
+                                          responseStatus: Int(outcome.status.code), responseBody: body,
+                                          nextQueryAt: unsettled ? nowMillis() + milliseconds(configuration.reconcileAfter) : nil, at: nowMillis())
+        } catch {
+            throw Problem(.serviceUnavailable, code: "storage_unavailable", title: "Storage unavailable",
+                          detail: "the outcome could not be journaled (it was \(outcome.state.rawValue)); query the order before retrying")
+        }
+        return Self.response(status: Int(outcome.status.code), body: body)
     }
 
-    /// Records what a create's gateway call came to, then returns the answer or throws the caller's problem.
-    func outcome<Answer>(_ result: Result<Answer, GatewayCallFailure>, kind: OrderKind, mrn: String, journaled: Bool,
-                         refusal: (Answer) -> Problem?) async throws -> Answer {
-        let state: OrderState
-        var code: String?
-        var problem: Problem?
-        var answer: Answer?
-        switch result {
-        case .success(let a):
-            answer = a
-            problem = refusal(a)
-            state = problem == nil ? .pending : .rejected
-            code = problem?.code
-        case .failure(let failure):
-            problem = Problem.gateway(failure, isCreate: true)
-            state = failure.requestSent ? .unknown : .rejected
-            code = failure.requestSent ? problem?.code : "not_sent"
-        }
-        if journaled {
-            try? await ledger.updateOrder(kind: kind.rawValue, mrn: mrn, state: state, gatewayCode: code, at: nowMillis())
-        }
-        if let problem { throw problem }
-        return answer!
+    static func fingerprint(_ text: String) -> String {
+        SHA256.hash(data: Array(text.utf8)).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    }
+
+    /// The recorded answer, byte for byte, marked as a replay.
+    static func replay(_ order: OrderRecord) -> Response {
+        var response = response(status: order.responseStatus ?? 200, body: order.responseBody ?? "{}")
+        response.headers[.idempotentReplayed] = "true"
+        return response
+    }
+
+    static func response(status: Int, body: String) -> Response {
+        Response(status: .init(code: status), headers: [.contentType: status >= 400 ? "application/problem+json" : "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     // MARK: Queries
@@ -152,21 +178,65 @@ struct InternalAPI: Sendable {
             }
         }
         guard problems.isEmpty else { throw Problem.invalid(problems) }
+        let journaled = try await storage { try await ledger.order(kind: kind.rawValue, mrn: mrn) }
         let call = await gateway.query(OrderQuery(kind: kind, appKey: configuration.appKey, mrn: mrn, callback: callback))
         context.trace.gatewayLatency = call.latency
-        let answer = try call.result.mapError { Problem.gateway($0, isCreate: false) }.get()
-        guard answer.error.isSuccess else {
-            if answer.error == .objectNotFound {
-                throw Problem(.notFound, code: "order_not_found", title: "Order not found", detail: "the gateway knows no \(kind.rawValue) with mrn \(mrn)")
-            }
+        // With a journal entry the answer stands even when the gateway cannot be asked right now.
+        let answer: QueryAnswer?
+        switch call.result {
+        case .success(let a): answer = a
+        case .failure(let failure):
+            guard journaled != nil else { throw Problem.gateway(failure, isCreate: false) }
+            answer = nil
+        }
+        if let answer, !answer.error.isSuccess, answer.error != .objectNotFound, journaled == nil {
             throw Problem.gatewayRefused(answer.error, message: nil)
         }
-        let status = answer.status ?? .other(-1)
-        return json([
-            "mrn": .string(mrn),
-            "status": .string(Self.statusText(status)),
-            "gatewayStatus": .number(String(status.code)),
-            "callbackRequested": .bool(callback),
+        let gatewayStatus = answer.flatMap { $0.error.isSuccess ? $0.status : nil }
+        if gatewayStatus == nil, journaled == nil {
+            throw Problem(.notFound, code: "order_not_found", title: "Order not found", detail: "neither the journal nor the gateway knows a \(kind.rawValue) with mrn \(mrn)")
+        }
+        var members: [JSONValue.JSONMember] = [.init("mrn", .string(mrn))]
+        let status: String
+        if let order = journaled, order.state.isSettled {
+            status = order.state.rawValue
+        } else if let gatewayStatus {
+            status = Self.statusText(gatewayStatus)
+        } else {
+            status = journaled.map { Self.journalStatus($0.state) } ?? "unknown"
+        }
+        members.append(.init("status", .string(status)))
+        members.append(.init("gatewayStatus", gatewayStatus.map { .number(String($0.code)) } ?? .null))
+        if let answer, !answer.error.isSuccess { members.append(.init("gatewayCode", .string(answer.error.rawValue))) }
+        if case .failure(let failure) = call.result { members.append(.init("gatewayError", .string(failure.description))) }
+        members.append(.init("callbackRequested", .bool(callback)))
+        members.append(.init("journal", journaled.map(Self.journalJSON) ?? .null))
+        return json(.object(members))
+    }
+
+    static func journalStatus(_ state: OrderState) -> String {
+        switch state {
+        case .sending, .pending: return "pending"
+        case .rejected: return "rejected"
+        case .unknown: return "unknown"
+        case .succeeded: return "succeeded"
+        case .failed: return "failed"
+        }
+    }
+
+    static func journalJSON(_ order: OrderRecord) -> JSONValue {
+        .object([
+            "state": .string(order.state.rawValue),
+            "createdAt": .string(rfc3339(order.createdAt)),
+            "updatedAt": .string(rfc3339(order.updatedAt)),
+            "amount": .string(order.amount),
+            "paidAmount": order.paidAmount.map(JSONValue.string) ?? .null,
+            "settlementSource": order.settledSource.map(JSONValue.string) ?? .null,
+            "settledAt": order.settledAt.map { .string(rfc3339($0)) } ?? .null,
+            "gatewayCode": order.gatewayCode.map(JSONValue.string) ?? .null,
+            "lastGatewayStatus": order.lastGatewayStatus.map { .number(String($0)) } ?? .null,
+            "createdBySidecar": .bool(order.known),
+            "flag": order.flag.map(JSONValue.string) ?? .null,
         ])
     }
 

@@ -100,4 +100,6 @@ struct BearerTokenMiddleware: RouterMiddleware {
 
 extension HTTPField.Name {
     static let requestID = HTTPField.Name("X-Request-Id")!
+    /// Set on an answer replayed from the journal for a retried create.
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
 }

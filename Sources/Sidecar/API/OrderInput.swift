@@ -1,4 +1,6 @@
 import GatewayProtocol
+import HTTPTypes
+import Ledger
 
 /// What a caller asked for in `POST /v1/deposits`, validated.
 struct DepositInput: Sendable {
@@ -77,6 +79,14 @@ struct FieldCollector {
 }
 
 extension DepositInput {
+    /// The request in canonical form: what an identical retry must match.
+    var normalized: JSONValue {
+        .object([
+            "mrn": .string(mrn), "amount": .string(amount.text), "channelId": .number(String(channelId)), "returnUrl": .string(returnUrl),
+            "payer": payer.map(JSONValue.string) ?? .null, "mode": .string(mode.rawValue), "notifyUrl": notifyUrl.map(JSONValue.string) ?? .null,
+        ])
+    }
+
     static let fields = ["mrn", "amount", "channelId", "returnUrl", "payer", "mode", "notifyUrl"]
 
     static func validate(_ members: [JSONValue.JSONMember]) -> Result<DepositInput, Problem> {
@@ -119,6 +129,21 @@ extension DepositInput {
 }
 
 extension PayoutInput {
+    var normalized: JSONValue {
+        .object([
+            "mrn": .string(mrn), "amount": .string(amount.text), "bankName": .string(bankName), "accountName": .string(accountName),
+            "accountNumber": .string(accountNumber), "notifyUrl": notifyUrl.map(JSONValue.string) ?? .null,
+        ])
+    }
+
+    /// Rebuilds the input from its normalized form (the reconciler re-sends an unknown payout with it).
+    init?(normalized text: String) {
+        guard let value = try? JSONValue.parse(text), let mrn = value["mrn"]?.stringValue, let amount = value["amount"]?.stringValue.flatMap(PayoutAmount.init),
+              let bankName = value["bankName"]?.stringValue, let accountName = value["accountName"]?.stringValue,
+              let accountNumber = value["accountNumber"]?.stringValue else { return nil }
+        self.init(mrn: mrn, amount: amount, bankName: bankName, accountName: accountName, accountNumber: accountNumber, notifyUrl: value["notifyUrl"]?.stringValue)
+    }
+
     static let fields = ["mrn", "amount", "bankName", "accountName", "accountNumber", "notifyUrl"]
 
     static func validate(_ members: [JSONValue.JSONMember]) -> Result<PayoutInput, Problem> {
@@ -144,5 +169,38 @@ extension PayoutInput {
 
         guard c.isValid, let mrn, let amount, let bankName, let accountName, let accountNumber else { return .failure(.invalid(c.problems)) }
         return .success(PayoutInput(mrn: mrn, amount: amount, bankName: bankName, accountName: accountName, accountNumber: accountNumber, notifyUrl: notifyUrl))
+    }
+}
+
+/// What a create came to: the journal state and the answer for the caller (kept for replays).
+struct CreateOutcome: Sendable {
+    var state: OrderState
+    var code: String?
+    var status: HTTPResponse.Status
+    var body: JSONValue
+
+    init(state: OrderState, code: String?, status: HTTPResponse.Status, body: JSONValue) {
+        self.state = state
+        self.code = code
+        self.status = status
+        self.body = body
+    }
+
+    /// From a gateway call: an answer the caller gets (or the gateway's refusal), or a failed call, which
+    /// leaves the order `unknown` when the request may have reached the gateway.
+    init<Answer>(_ result: Result<Answer, GatewayCallFailure>, accept: (Answer) -> Result<(HTTPResponse.Status, JSONValue), Problem>) {
+        switch result {
+        case .success(let answer):
+            switch accept(answer) {
+            case .success(let (status, body)):
+                self.init(state: .pending, code: nil, status: status, body: body)
+            case .failure(let problem):
+                self.init(state: .rejected, code: problem.code, status: problem.status, body: problem.json)
+            }
+        case .failure(let failure):
+            let problem = Problem.gateway(failure, isCreate: true)
+            self.init(state: failure.requestSent ? .unknown : .rejected, code: failure.requestSent ? problem.code : "not_sent",
+                      status: problem.status, body: problem.json)
+        }
     }
 }

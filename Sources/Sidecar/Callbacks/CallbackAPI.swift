@@ -67,6 +67,10 @@ struct CallbackAPI: Sendable {
         }
         context.trace.mrn = settlement.mrn
         do {
+            let order = try await ledger.order(kind: kind.rawValue, mrn: settlement.mrn)
+            if let problem = integrityProblem(kind, settlement: settlement, order: order) {
+                return await reject(.badRequest, problem.reason, problem.detail, mrn: settlement.mrn, body: body)
+            }
             let outcome = try await ledger.apply(settlement, eventID: EventID.make())
             switch outcome {
             case .emitted(let id):
@@ -83,6 +87,22 @@ struct CallbackAPI: Sendable {
             return plain(.serviceUnavailable, "storage unavailable, retry later")
         }
         return plain(.ok, "success")
+    }
+
+    /// Checks a verified callback against the journal: the amount ordered must match (a deposit's
+    /// `originAmount`, a payout's `amount`; what a customer actually paid may differ and is reported), and an
+    /// mrn this sidecar never created is refused when PAYSIDECAR_UNKNOWN_ORDER_CALLBACKS=reject.
+    func integrityProblem(_ kind: OrderKind, settlement: Settlement, order: OrderRecord?) -> (reason: String, detail: String)? {
+        guard let order, order.known else {
+            return configuration.acceptUnknownOrderCallbacks ? nil : ("unknown_order", "no order with this mrn was created by this sidecar")
+        }
+        let ordered = AmountText.parse(order.amount, maxDecimals: 2, strict: false)
+        let reported = AmountText.parse(settlement.orderAmount, maxDecimals: 2, strict: false)
+        guard let ordered, let reported, ordered == reported else {
+            let field = kind == .deposit ? "originAmount" : "amount"
+            return ("amount_mismatch", "\(field) \(settlement.orderAmount) does not match the order's amount \(order.amount)")
+        }
+        return nil
     }
 
     /// Parses and verifies a callback, and turns it into the settlement it reports.

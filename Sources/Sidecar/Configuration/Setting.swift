@@ -39,6 +39,9 @@ extension Setting {
     public static let trustedProxies = Setting("PAYSIDECAR_TRUSTED_PROXIES", "Comma-separated IPs/CIDRs of proxies in front of the callback listener whose X-Forwarded-For is believed (unset: none)")
     public static let gatewayTimeout = Setting("PAYSIDECAR_GATEWAY_TIMEOUT", default: "10s", "Total time for one gateway call")
     public static let reconcileAfter = Setting("PAYSIDECAR_RECONCILE_AFTER", default: "60s", "How long an order may stay pending before the sidecar queries it")
+    public static let reconcileHorizon = Setting("PAYSIDECAR_RECONCILE_HORIZON", default: "48h", "How long after its creation an unsettled order is still queried")
+    public static let journalRetention = Setting("PAYSIDECAR_JOURNAL_RETENTION", default: "720h", "How long settled or refused orders stay in the journal (unsettled ones stay)")
+    public static let unknownOrderCallbacks = Setting("PAYSIDECAR_UNKNOWN_ORDER_CALLBACKS", default: "accept", "accept or reject callbacks for an mrn this sidecar never created")
     public static let logLevel = Setting("PAYSIDECAR_LOG_LEVEL", default: "info", "trace, debug, info, notice, warning, error, critical")
     public static let logFormat = Setting("PAYSIDECAR_LOG_FORMAT", default: "json", "json or text")
 
@@ -46,6 +49,7 @@ extension Setting {
     public static let all: [Setting] = [
         .gatewayURL, .appKey, .secretKey, .publicURL, .listen, .callbackListen, .apiToken, .webhookURL, .webhookSecret,
         .webhookRetrySchedule, .webhookTimeout, .databaseURL, .callbackAllowedIPs, .trustedProxies, .gatewayTimeout, .reconcileAfter,
+        .reconcileHorizon, .journalRetention, .unknownOrderCallbacks,
         .logLevel, .logFormat,
     ]
 }

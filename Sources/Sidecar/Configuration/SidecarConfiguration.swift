@@ -46,6 +46,10 @@ public struct SidecarConfiguration: Sendable {
     public var trustedProxies: [IPRange]?
     public var gatewayTimeout: Duration
     public var reconcileAfter: Duration
+    public var reconcileHorizon: Duration
+    public var journalRetention: Duration
+    /// Whether a callback for an mrn this sidecar never created is accepted (and emitted with knownOrder false).
+    public var acceptUnknownOrderCallbacks: Bool
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
 
@@ -99,6 +103,12 @@ public struct SidecarConfiguration: Sendable {
         let trustedProxies = try reader.ipRanges(.trustedProxies)
         let gatewayTimeout = try reader.duration(.gatewayTimeout)
         let reconcileAfter = try reader.duration(.reconcileAfter)
+        let reconcileHorizon = try reader.duration(.reconcileHorizon)
+        let journalRetention = try reader.duration(.journalRetention)
+        let unknownText = try reader.required(.unknownOrderCallbacks).lowercased()
+        guard unknownText == "accept" || unknownText == "reject" else {
+            throw ConfigurationError(Setting.unknownOrderCallbacks.variable, "'\(unknownText)' is not accept or reject")
+        }
         let levelText = try reader.required(.logLevel).lowercased()
         guard let level = Logger.Level(rawValue: levelText) else {
             throw ConfigurationError(Setting.logLevel.variable, "'\(levelText)' is not one of trace, debug, info, notice, warning, error, critical")
@@ -111,7 +121,8 @@ public struct SidecarConfiguration: Sendable {
             gatewayURL: gatewayURL, appKey: appKey, secretKey: secretKey, publicURL: publicURL, listen: listen,
             callbackListen: callbackListen, apiToken: apiToken, webhookURL: webhookURL, webhookSecret: webhookSecret,
             webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, database: database, callbackAllowedIPs: allowed, trustedProxies: trustedProxies,
-            gatewayTimeout: gatewayTimeout, reconcileAfter: reconcileAfter, logLevel: level, logFormat: format
+            gatewayTimeout: gatewayTimeout, reconcileAfter: reconcileAfter, reconcileHorizon: reconcileHorizon,
+            journalRetention: journalRetention, acceptUnknownOrderCallbacks: unknownText == "accept", logLevel: level, logFormat: format
         )
     }
 }
