@@ -44,8 +44,15 @@ public final class SQLiteLedger: Ledger {
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(pool)
-            // This process holds the lock: claims in the file belong to a process that is gone.
-            try pool.write { db in try db.execute(sql: "UPDATE outbox_events SET claimed_until = NULL WHERE claimed_until IS NOT NULL") }
+            // This process holds the lock: claims in the file belong to a process that is gone, and so do creates
+            // it left `sending`. Those may or may not have reached the gateway: `unknown`, for the reconciler.
+            let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+            try pool.write { db in
+                try db.execute(sql: "UPDATE outbox_events SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
+                try db.execute(sql: """
+                    UPDATE orders SET state = 'unknown', gateway_code = 'interrupted', next_query_at = ?, updated_at = ? WHERE state = 'sending'
+                    """, arguments: [now, now])
+            }
         } catch {
             flock(fd, LOCK_UN)
             close(fd)

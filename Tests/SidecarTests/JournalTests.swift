@@ -215,6 +215,23 @@ struct LedgerTests {
         #expect(try await l.events(EventQuery()).map(\.id) == ["evt_1"])
     }
 
+    @Test("a create left `sending` by a process that died is `unknown` and due for a query when the database is opened again")
+    func interruptedCreates() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("l.db").path
+        do {
+            let first = try SQLiteLedger(path: path)
+            _ = try await first.beginOrder(OrderRecord(kind: "payout", mrn: "P-crash", amount: "1", channelId: nil, notifyUrl: nil, state: .sending, createdAt: 1, updatedAt: 1))
+            #expect(throws: LedgerError.self) { try SQLiteLedger(path: path) }
+        }
+        let second = try SQLiteLedger(path: path)
+        let order = try #require(try await second.order(kind: "payout", mrn: "P-crash"))
+        #expect(order.state == .unknown)
+        #expect(order.gatewayCode == "interrupted")
+        #expect(try await second.ordersToReconcile(now: Int64(Date().timeIntervalSince1970 * 1000) + 1, limit: 10).map(\.mrn) == ["P-crash"])
+    }
+
     @Test("pruning removes old settled or refused orders, never an unsettled one")
     func prune() async throws {
         let l = try ledger()

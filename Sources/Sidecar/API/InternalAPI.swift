@@ -120,6 +120,12 @@ struct InternalAPI: Sendable {
             }
             let restarted = try await storage { try await ledger.restartOrder(kind: kind.rawValue, mrn: mrn, at: now) }
             if !restarted {
+                if order.state == .unknown, order.responseBody == nil {
+                    var problem = Problem(.badGateway, code: "gateway_unavailable", title: "Outcome unknown",
+                                          detail: "the sidecar stopped while sending this request; the order may or may not exist and is being queried")
+                    problem.extensions.append(.init("orderStatus", .string("unknown")))
+                    throw problem
+                }
                 if order.state == .sending || order.responseBody == nil {
                     throw Problem(.conflict, code: "request_in_progress", title: "Request in progress",
                                   detail: "a request for mrn \(mrn) is still being sent; retry in a moment")
