@@ -110,6 +110,10 @@ struct JournalTests {
             #expect(try await e2e.simBalance() == expected, "paid out once")
             let view = try object(try await e2e.get("/v1/payouts/P-timeout"))
             #expect(view["status"] as? String == "succeeded")
+            let retry = try await e2e.post("/v1/payouts", json: body)
+            #expect(retry.status == 202, "once known, a retry says so instead of replaying 'unknown'")
+            #expect(try object(retry)["status"] as? String == "succeeded")
+            #expect(try await e2e.creates("/api/Payouts/Create") == 1)
             #expect((view["journal"] as? [String: Any])?["settlementSource"] as? String == "query")
         }
     }

@@ -130,6 +130,11 @@ struct InternalAPI: Sendable {
                     throw Problem(.conflict, code: "request_in_progress", title: "Request in progress",
                                   detail: "a request for mrn \(mrn) is still being sent; retry in a moment")
                 }
+                // The first answer said "unknown" but the reconciler has since learned the outcome: say what is
+                // known now rather than replay a stale answer.
+                if order.gatewayCode != nil, order.responseStatus.map({ $0 >= 500 }) == true, order.state != .unknown, order.state != .rejected {
+                    return json(["mrn": .string(mrn), "status": .string(Self.journalStatus(order.state))], status: kind == .payout ? .accepted : .ok)
+                }
                 return Self.replay(order)
             }
         }
