@@ -66,12 +66,6 @@ static inline int ccurl_has_http2(void) {
     return info != 0 && (info->features & CURL_VERSION_HTTP2) != 0;
 }
 
-/* libcurl's version as 0xXXYYZZ, e.g. 0x075801 for 7.88.1. */
-static inline unsigned int ccurl_version_num(void) {
-    curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
-    return info != 0 ? info->version_num : 0;
-}
-
 static inline const char *ccurl_version_string(void) {
     return curl_version();
 }

@@ -61,7 +61,8 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension String {
-    func trimmingSpaces() -> String {
+    /// The string without leading and trailing whitespace.
+    public func trimmingSpaces() -> String {
         var s = Substring(self)
         while let f = s.first, f.isWhitespace { s.removeFirst() }
         while let l = s.last, l.isWhitespace { s.removeLast() }

@@ -143,10 +143,6 @@ public final class CurlClient: Service, Sendable {
 
     /// True when the loaded libcurl speaks HTTP/2.
     public static var supportsHTTP2: Bool { CurlGlobal.hasHTTP2 }
-    /// True when HTTP/2 with prior knowledge (h2c) can reuse its connection. libcurl 7.88 (Debian 12)
-    /// fails every reuse with "Error in the HTTP2 framing layer" (curl issue 10634, fixed in 7.89).
-    /// HTTP/2 negotiated over TLS is not affected.
-    public static var supportsH2CReuse: Bool { supportsHTTP2 && CurlGlobal.versionNumber >= 0x07_59_00 }
     /// libcurl's version line, e.g. `libcurl/7.88.1 OpenSSL/3.0.11 ...`.
     public static var libcurlVersion: String { CurlGlobal.versionString }
 }

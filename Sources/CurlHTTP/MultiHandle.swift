@@ -69,7 +69,6 @@ enum CurlGlobal {
     /// True when the loaded libcurl was built with HTTP/2 support.
     public static var hasHTTP2: Bool { ccurl_has_http2() != 0 }
     static var versionString: String { String(cString: ccurl_version_string()) }
-    static var versionNumber: UInt32 { ccurl_version_num() }
 }
 
 /// A thread-safe count of live objects.

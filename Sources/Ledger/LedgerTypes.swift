@@ -80,7 +80,7 @@ public enum OrderBegin: Sendable, Hashable {
 }
 
 /// A final outcome learned about an order, from a callback or a query. The one way an event is born.
-public struct Settlement: Sendable, Hashable {
+public struct Settlement: Sendable {
     public var kind: String
     public var mrn: String
     public var succeeded: Bool
@@ -98,9 +98,14 @@ public struct Settlement: Sendable, Hashable {
     public var rawBody: String?
     public var sourceAddress: String?
     public var at: Millis
+    /// Checks the settlement against the journaled order, inside the transaction; a reason refuses it and
+    /// nothing is written.
+    public var check: @Sendable (_ order: OrderRecord?) -> (reason: String, detail: String)?
 
     public init(kind: String, mrn: String, succeeded: Bool, source: String, eventType: String, paidAmount: String?, orderAmount: String,
-                rawBody: String?, sourceAddress: String?, at: Millis, payload: @escaping @Sendable (OrderRecord?) -> String) {
+                rawBody: String?, sourceAddress: String?, at: Millis,
+                check: @escaping @Sendable (OrderRecord?) -> (reason: String, detail: String)? = { _ in nil },
+                payload: @escaping @Sendable (OrderRecord?) -> String) {
         self.kind = kind
         self.mrn = mrn
         self.succeeded = succeeded
@@ -111,17 +116,8 @@ public struct Settlement: Sendable, Hashable {
         self.rawBody = rawBody
         self.sourceAddress = sourceAddress
         self.at = at
+        self.check = check
         self.payload = payload
-    }
-
-    public static func == (a: Settlement, b: Settlement) -> Bool {
-        a.kind == b.kind && a.mrn == b.mrn && a.succeeded == b.succeeded && a.source == b.source && a.at == b.at
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(kind)
-        hasher.combine(mrn)
-        hasher.combine(succeeded)
     }
 }
 
@@ -133,6 +129,8 @@ public enum SettlementOutcome: Sendable, Hashable {
     case duplicate
     /// The order already had the other outcome: recorded and flagged, nothing emitted.
     case contradiction(existing: OrderState)
+    /// The settlement's check refused it; nothing was written.
+    case refused(reason: String, detail: String)
 }
 
 /// Where an outbox event stands.

@@ -259,6 +259,7 @@ public final class SQLiteLedger: Ledger {
     public func apply(_ settlement: Settlement, eventID: String) async throws -> SettlementOutcome {
         try await pool.write { db in
             let existing = try Self.fetchOrder(db, kind: settlement.kind, mrn: settlement.mrn)
+            if let refusal = settlement.check(existing) { return .refused(reason: refusal.reason, detail: refusal.detail) }
             let outcome: OrderState = settlement.succeeded ? .succeeded : .failed
             func receipt(duplicate: Bool) throws {
                 try db.execute(sql: """

@@ -1,3 +1,4 @@
+import ConfigurationValues
 import Crypto
 import GatewayProtocol
 import HTTPTypes
@@ -265,7 +266,7 @@ struct InternalAPI: Sendable {
     /// Reads a JSON object body of at most 64 KiB.
     func readObject(_ request: Request) async throws -> [JSONValue.JSONMember] {
         if let type = request.headers[.contentType] {
-            let media = type.split(separator: ";").first.map { $0.trimmingCharacters(" ").lowercased() } ?? ""
+            let media = type.split(separator: ";").first.map { String($0).trimmingSpaces().lowercased() } ?? ""
             guard media == "application/json" || media.hasSuffix("+json") else { throw Problem.unsupportedMediaType(media) }
         }
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > Self.maxBodySize { throw Problem.tooLarge }
@@ -292,8 +293,4 @@ func json(_ members: KeyValuePairs<String, JSONValue>, status: HTTPResponse.Stat
 
 func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
     Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: value.encoded())))
-}
-
-extension Substring {
-    func trimmingCharacters(_ c: Character) -> String { String(self).trimmingCharacters(c) }
 }

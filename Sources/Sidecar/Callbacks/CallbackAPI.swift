@@ -47,7 +47,7 @@ struct CallbackAPI: Sendable {
                 return await reject(.forbidden, "address_not_allowed", "source address not allowed")
             }
         }
-        let media = request.headers[.contentType]?.split(separator: ";").first.map { String($0).trimmingCharacters(" ").lowercased() }
+        let media = request.headers[.contentType]?.split(separator: ";").first.map { String($0).trimmingSpaces().lowercased() }
         guard media == "application/x-www-form-urlencoded" else {
             return await reject(.unsupportedMediaType, "not_a_form", "expected application/x-www-form-urlencoded")
         }
@@ -67,10 +67,6 @@ struct CallbackAPI: Sendable {
         }
         context.trace.mrn = settlement.mrn
         do {
-            let order = try await ledger.order(kind: kind.rawValue, mrn: settlement.mrn)
-            if let problem = integrityProblem(kind, settlement: settlement, order: order) {
-                return await reject(.badRequest, problem.reason, problem.detail, mrn: settlement.mrn, body: body)
-            }
             let outcome = try await ledger.apply(settlement, eventID: EventID.make())
             switch outcome {
             case .emitted(let id):
@@ -78,6 +74,8 @@ struct CallbackAPI: Sendable {
                 onEmitted()
             case .duplicate:
                 logger.info("callback duplicate", metadata: ["kind": "\(kind.rawValue)", "mrn": "\(settlement.mrn)"])
+            case .refused(let reason, let detail):
+                return await reject(.badRequest, reason, detail, mrn: settlement.mrn, body: body)
             case .contradiction(let existing):
                 logger.error("callback contradicts a settled order; recorded and flagged, nothing emitted",
                              metadata: ["kind": "\(kind.rawValue)", "mrn": "\(settlement.mrn)", "existing": "\(existing.rawValue)"])
@@ -92,15 +90,15 @@ struct CallbackAPI: Sendable {
     /// Checks a verified callback against the journal: the amount ordered must match (a deposit's
     /// `originAmount`, a payout's `amount`; what a customer actually paid may differ and is reported), and an
     /// mrn this sidecar never created is refused when PAYSIDECAR_UNKNOWN_ORDER_CALLBACKS=reject.
-    func integrityProblem(_ kind: OrderKind, settlement: Settlement, order: OrderRecord?) -> (reason: String, detail: String)? {
+    static func integrityProblem(_ kind: OrderKind, orderAmount: String, order: OrderRecord?, acceptUnknown: Bool) -> (reason: String, detail: String)? {
         guard let order, order.known else {
-            return configuration.acceptUnknownOrderCallbacks ? nil : ("unknown_order", "no order with this mrn was created by this sidecar")
+            return acceptUnknown ? nil : ("unknown_order", "no order with this mrn was created by this sidecar")
         }
         let ordered = AmountText.parse(order.amount, maxDecimals: 2, strict: false)
-        let reported = AmountText.parse(settlement.orderAmount, maxDecimals: 2, strict: false)
+        let reported = AmountText.parse(orderAmount, maxDecimals: 2, strict: false)
         guard let ordered, let reported, ordered == reported else {
             let field = kind == .deposit ? "originAmount" : "amount"
-            return ("amount_mismatch", "\(field) \(settlement.orderAmount) does not match the order's amount \(order.amount)")
+            return ("amount_mismatch", "\(field) \(orderAmount) does not match the order's amount \(order.amount)")
         }
         return nil
     }
@@ -109,6 +107,7 @@ struct CallbackAPI: Sendable {
     func verifiedSettlement(_ kind: OrderKind, body: [UInt8], source: String?) throws(CallbackRejection) -> Settlement {
         let raw = String(decoding: body, as: UTF8.self)
         let at = nowMillis()
+        let acceptUnknown = configuration.acceptUnknownOrderCallbacks
         switch kind {
         case .deposit:
             let callback = try DepositCallback(formBody: body)
@@ -116,7 +115,8 @@ struct CallbackAPI: Sendable {
             if let problem = FieldRules.mrn(callback.mrn) { throw .invalidField("mrn", problem.message) }
             return Settlement(
                 kind: kind.rawValue, mrn: callback.mrn, succeeded: true, source: "callback", eventType: "deposit.succeeded",
-                paidAmount: callback.amount, orderAmount: callback.originAmount, rawBody: raw, sourceAddress: source, at: at
+                paidAmount: callback.amount, orderAmount: callback.originAmount, rawBody: raw, sourceAddress: source, at: at,
+                check: { Self.integrityProblem(kind, orderAmount: callback.originAmount, order: $0, acceptUnknown: acceptUnknown) }
             ) { order in
                 EventBody.deposit(succeeded: true, mrn: callback.mrn, paid: callback.amount, origin: callback.originAmount,
                                   channelId: callback.channelId, source: "callback", order: order, at: at)
@@ -127,7 +127,8 @@ struct CallbackAPI: Sendable {
             if let problem = FieldRules.mrn(callback.mrn) { throw .invalidField("mrn", problem.message) }
             return Settlement(
                 kind: kind.rawValue, mrn: callback.mrn, succeeded: true, source: "callback", eventType: "payout.succeeded",
-                paidAmount: callback.amount, orderAmount: callback.amount, rawBody: raw, sourceAddress: source, at: at
+                paidAmount: callback.amount, orderAmount: callback.amount, rawBody: raw, sourceAddress: source, at: at,
+                check: { Self.integrityProblem(kind, orderAmount: callback.amount, order: $0, acceptUnknown: acceptUnknown) }
             ) { order in
                 EventBody.payout(succeeded: true, mrn: callback.mrn, amount: callback.amount, source: "callback", order: order, at: at)
             }
@@ -152,7 +153,7 @@ enum ClientAddress {
     static func resolve(peer: String?, forwardedFor: [String], trustedProxies: [IPRange]?) -> String? {
         guard let peer else { return nil }
         guard let trusted = trustedProxies, trusted.contains(where: { $0.contains(peer) }), !forwardedFor.isEmpty else { return peer }
-        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { String($0).trimmingCharacters(" ") }.filter { !$0.isEmpty }
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
         for hop in hops.reversed() where !trusted.contains(where: { $0.contains(hop) }) {
             return IPRange.parseAddress(hop) == nil ? peer : hop
         }

@@ -222,7 +222,7 @@ struct SettingReader {
         guard let text = try optional(setting) else { return nil }
         var ranges: [IPRange] = []
         for part in text.split(separator: ",") {
-            let item = String(part).trimmingCharacters(" ")
+            let item = String(part).trimmingSpaces()
             if item.isEmpty { continue }
             guard let range = IPRange(item) else {
                 throw ConfigurationError(setting.variable, "'\(item)' is not an IP address or CIDR range")
@@ -231,14 +231,5 @@ struct SettingReader {
         }
         guard !ranges.isEmpty else { throw ConfigurationError(setting.variable, "lists no address") }
         return ranges
-    }
-}
-
-extension String {
-    func trimmingCharacters(_ c: Character) -> String {
-        var s = Substring(self)
-        while s.first == c { s.removeFirst() }
-        while s.last == c { s.removeLast() }
-        return String(s)
     }
 }

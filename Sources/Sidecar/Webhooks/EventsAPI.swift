@@ -91,12 +91,3 @@ struct EventsAPI: Sendable {
         ])
     }
 }
-
-/// Runs a ledger call, turning a storage failure into a 503 problem.
-func storage<T>(_ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch {
-        throw Problem(.serviceUnavailable, code: "storage_unavailable", title: "Storage unavailable", detail: "the sidecar's database did not answer; retry later")
-    }
-}
