@@ -12,16 +12,17 @@ if ! command -v swift >/dev/null 2>&1; then
   echo "install-deps: swift is not on PATH; install Swift 6.1 or newer first (https://www.swift.org/install/)" >&2
   exit 2
 fi
-# The tests verify the sidecar's webhooks with the independent Python package standardwebhooks.
+# The tests verify the sidecar's webhooks with the independent Python package standardwebhooks, and its
+# /metrics with prometheus_client's parser.
 if [ "${1:-}" = "--test" ]; then
   command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
 fi
 install_python_packages() {
   [ "${1:-}" = "--test" ] || return 0
-  python3 -c "import standardwebhooks" 2>/dev/null && return 0
-  echo "install-deps: installing the Python package standardwebhooks (used by the tests)"
-  python3 -m pip install --quiet standardwebhooks 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages standardwebhooks
+  python3 -c "import standardwebhooks, prometheus_client" 2>/dev/null && return 0
+  echo "install-deps: installing the Python packages standardwebhooks and prometheus_client (used by the tests)"
+  python3 -m pip install --quiet standardwebhooks prometheus_client 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages standardwebhooks prometheus_client
 }
 if [ ${#missing[@]} -eq 0 ]; then
   install_python_packages "${1:-}"

@@ -301,4 +301,32 @@ public protocol Ledger: Sendable {
     func event(id: String) async throws -> (OutboxEvent, [DeliveryAttempt])?
     /// Queues an event again from now, with a fresh retry schedule. Nil if there is no such event.
     func redeliver(id: String, at: Millis) async throws -> OutboxEvent?
+
+    /// Counts for the metrics endpoint: outbox depth and age, reconciliation backlog, flagged orders.
+    func statistics(now: Millis) async throws -> LedgerStatistics
+}
+
+/// What an operator watches in the durable state (exported as gauges on `/metrics`).
+public struct LedgerStatistics: Sendable, Hashable {
+    /// Events not yet delivered and still being retried.
+    public var pendingEvents: Int
+    /// When the oldest of those was created; nil when there is none.
+    public var oldestPendingEventAt: Millis?
+    /// Events that exhausted their retries (or were refused with 410) and wait for a redelivery.
+    public var failedEvents: Int
+    /// Orders `pending` or `unknown` whose next gateway query is already due.
+    public var reconcileDue: Int
+    /// Orders `pending` or `unknown` still being queried.
+    public var reconcileOpen: Int
+    /// Orders flagged for a person (a contradiction, or unsettled past the reconcile horizon).
+    public var flaggedOrders: Int
+
+    public init(pendingEvents: Int, oldestPendingEventAt: Millis?, failedEvents: Int, reconcileDue: Int, reconcileOpen: Int, flaggedOrders: Int) {
+        self.pendingEvents = pendingEvents
+        self.oldestPendingEventAt = oldestPendingEventAt
+        self.failedEvents = failedEvents
+        self.reconcileDue = reconcileDue
+        self.reconcileOpen = reconcileOpen
+        self.flaggedOrders = flaggedOrders
+    }
 }

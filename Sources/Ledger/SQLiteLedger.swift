@@ -153,6 +153,9 @@ public final class SQLiteLedger: Ledger {
                 CREATE INDEX orders_to_reconcile ON orders(state, next_query_at);
                 """)
         }
+        migrator.registerMigration("v3: flagged orders, counted by the metrics endpoint") { db in
+            try db.execute(sql: "CREATE INDEX orders_flagged ON orders(flag) WHERE flag IS NOT NULL")
+        }
         return migrator
     }
 
@@ -418,6 +421,29 @@ public final class SQLiteLedger: Ledger {
                 """, arguments: [at, id])
             guard db.changesCount == 1, let row = try Row.fetchOne(db, sql: "SELECT * FROM outbox_events WHERE id = ?", arguments: [id]) else { return nil }
             return Self.event(row)
+        }
+    }
+
+    // MARK: Statistics
+
+    public func statistics(now: Millis) async throws -> LedgerStatistics {
+        try await pool.read { db in
+            let outbox = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) FILTER (WHERE status = 'pending') AS pending,
+                       MIN(created_at) FILTER (WHERE status = 'pending') AS oldest,
+                       COUNT(*) FILTER (WHERE status = 'failed') AS failed
+                FROM outbox_events WHERE status IN ('pending', 'failed')
+                """)!
+            let orders = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) FILTER (WHERE state IN ('pending', 'unknown') AND next_query_at IS NOT NULL AND next_query_at <= ?) AS due,
+                       COUNT(*) FILTER (WHERE state IN ('pending', 'unknown') AND next_query_at IS NOT NULL) AS open
+                FROM orders WHERE state IN ('pending', 'unknown')
+                """, arguments: [now])!
+            let flagged = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM orders WHERE flag IS NOT NULL") ?? 0
+            return LedgerStatistics(
+                pendingEvents: outbox["pending"], oldestPendingEventAt: outbox["oldest"], failedEvents: outbox["failed"],
+                reconcileDue: orders["due"], reconcileOpen: orders["open"], flaggedOrders: flagged
+            )
         }
     }
 }

@@ -17,6 +17,10 @@ public final class SidecarServer: Sendable {
     public let configuration: SidecarConfiguration
     public let http: CurlClient
     public let ledger: any Ledger
+    /// The secrets in use; `reloadSecrets` replaces them.
+    public let secrets: SecretStore
+    /// What `/metrics` shows.
+    public let metrics: SidecarMetrics
     let dispatcher: WebhookDispatcher
     let reconciler: Reconciler
     let logger: Logger
@@ -26,9 +30,12 @@ public final class SidecarServer: Sendable {
 
     /// Opens the ledger and builds the listeners. Throws `ConfigurationError` naming
     /// PAYSIDECAR_DATABASE_URL when the database cannot be opened.
-    public init(configuration: SidecarConfiguration, logger: Logger) throws {
+    public init(configuration: SidecarConfiguration, logger: Logger, metrics: SidecarMetrics = SidecarMetrics()) throws {
         self.configuration = configuration
         self.logger = logger
+        self.metrics = metrics
+        let secrets = SecretStore(configuration.secrets, grace: configuration.secretGracePeriod)
+        self.secrets = secrets
         switch configuration.database {
         case .sqlite(let path, let durable):
             do {
@@ -44,17 +51,19 @@ public final class SidecarServer: Sendable {
         httpConfiguration.connectTimeout = min(configuration.gatewayTimeout, .seconds(5))
         httpConfiguration.userAgent = "pay-sidecar"
         self.http = try CurlClient(configuration: httpConfiguration, logger: logger)
-        let gateway = GatewayClient(http: http, baseURL: configuration.gatewayURL, secret: configuration.secretKey, timeout: configuration.gatewayTimeout)
+        let gateway = GatewayClient(http: http, baseURL: configuration.gatewayURL, secrets: secrets, timeout: configuration.gatewayTimeout, metrics: metrics)
 
         let dispatcher = WebhookDispatcher(
             ledger: ledger, http: http, policy: RetryPolicy(schedule: configuration.webhookRetrySchedule),
-            signer: configuration.webhookSecret.map { WebhookSigner(secrets: [$0]) }, defaultURL: configuration.webhookURL,
-            timeout: configuration.webhookTimeout, logger: logger
+            signer: { secrets.webhookSigner }, defaultURL: configuration.webhookURL,
+            timeout: configuration.webhookTimeout, metrics: metrics, logger: logger
         )
         self.dispatcher = dispatcher
-        self.reconciler = Reconciler(ledger: ledger, gateway: gateway, configuration: configuration, onEmitted: { dispatcher.wake() }, logger: logger)
-        let internalRouter = SidecarServer.internalRouter(configuration: configuration, gateway: gateway, ledger: ledger, dispatcher: dispatcher, logger: logger)
-        let callbackRouter = SidecarServer.callbackRouter(configuration: configuration, ledger: ledger, dispatcher: dispatcher, logger: logger)
+        self.reconciler = Reconciler(ledger: ledger, gateway: gateway, configuration: configuration, onEmitted: { dispatcher.wake() }, metrics: metrics, logger: logger)
+        let internalRouter = SidecarServer.internalRouter(configuration: configuration, secrets: secrets, gateway: gateway, ledger: ledger, dispatcher: dispatcher,
+                                                          metrics: metrics, logger: logger)
+        let callbackRouter = SidecarServer.callbackRouter(configuration: configuration, secrets: secrets, ledger: ledger, dispatcher: dispatcher,
+                                                          metrics: metrics, logger: logger)
         let portBox = PortBox()
         self.ports = portBox
         self.internalApp = Application(
@@ -74,26 +83,61 @@ public final class SidecarServer: Sendable {
     /// The services to run, in start order: the HTTP client, the webhook dispatcher, the reconciler, the
     /// callback listener, the internal API. Shutdown runs in reverse: the listeners stop taking requests first, the client last.
     public var services: [any Service] {
-        [http, dispatcher, reconciler, ListenerService(app: callbackApp, ports: ports), ListenerService(app: internalApp, ports: ports)]
+        [http, dispatcher, reconciler, SecretFileWatcher(server: self), ListenerService(app: callbackApp, ports: ports), ListenerService(app: internalApp, ports: ports)]
+    }
+
+    /// How often the `*_FILE` secrets are checked for a change.
+    public static let secretFilePollInterval: Duration = .seconds(2)
+
+    /// Reads the secrets again (from their `*_FILE`s; flags and the environment do not change while the
+    /// process runs) and puts what changed in use, the previous values staying valid for the grace period.
+    /// A reload that fails validation changes nothing: the error names the setting, never a value.
+    @discardableResult
+    public func reloadSecrets(trigger: String) -> Result<SecretChange, ConfigurationError> {
+        let loaded: SecretSet
+        do {
+            loaded = try configuration.reloadSecrets()
+        } catch {
+            metrics.secretReload(result: "error")
+            logger.error("secret reload failed; the secrets in use are unchanged", metadata: ["trigger": "\(trigger)", "error": "\(error)"])
+            return .failure(error)
+        }
+        let change = secrets.replace(with: loaded)
+        metrics.secretReload(result: change.isEmpty ? "unchanged" : "rotated")
+        if change.isEmpty {
+            logger.info("secrets reloaded: nothing changed", metadata: ["trigger": "\(trigger)"])
+        } else {
+            logger.notice("secrets rotated", metadata: [
+                "trigger": "\(trigger)", "changed": "\(change)", "grace_period": "\(DurationText.format(secrets.grace))",
+            ])
+        }
+        return .success(change)
     }
 
     /// The internal API's router (routes are listed by the OpenAPI parity test).
-    static func internalRouter(configuration: SidecarConfiguration, gateway: GatewayClient, ledger: any Ledger, dispatcher: WebhookDispatcher,
-                               logger: Logger) -> Router<SidecarRequestContext> {
+    static func internalRouter(configuration: SidecarConfiguration, secrets: SecretStore, gateway: GatewayClient, ledger: any Ledger,
+                               dispatcher: WebhookDispatcher, metrics: SidecarMetrics, logger: Logger) -> Router<SidecarRequestContext> {
         let router = Router(context: SidecarRequestContext.self)
-        router.add(middleware: RequestLogMiddleware(logger: logger, listener: "internal"))
-        if let token = configuration.apiToken { router.add(middleware: BearerTokenMiddleware(token: token)) }
-        InternalAPI(configuration: configuration, gateway: gateway, ledger: ledger, readiness: { await ledger.isHealthy() }).register(on: router)
+        router.add(middleware: RequestLogMiddleware(logger: logger, listener: "internal", metrics: metrics))
+        if configuration.apiToken != nil { router.add(middleware: BearerTokenMiddleware(secrets: secrets)) }
+        InternalAPI(configuration: configuration, secrets: secrets, gateway: gateway, ledger: ledger, readiness: { await ledger.isHealthy() }).register(on: router)
+        router.get("/metrics") { _, _ in
+            let text = await metrics.render(ledger: ledger, now: nowMillis())
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: text)))
+        }
         EventsAPI(ledger: ledger, onRedeliver: { dispatcher.wake() }).register(on: router)
         return router
     }
 
     /// The callback listener serves only the gateway's callbacks and `/healthz`; any internal route is 404 here.
-    static func callbackRouter(configuration: SidecarConfiguration, ledger: any Ledger, dispatcher: WebhookDispatcher, logger: Logger) -> Router<SidecarRequestContext> {
+    static func callbackRouter(configuration: SidecarConfiguration, secrets: SecretStore, ledger: any Ledger, dispatcher: WebhookDispatcher,
+                               metrics: SidecarMetrics, logger: Logger) -> Router<SidecarRequestContext> {
         let router = Router(context: SidecarRequestContext.self)
-        router.add(middleware: RequestLogMiddleware(logger: logger, listener: "callback"))
+        router.add(middleware: RequestLogMiddleware(logger: logger, listener: "callback", metrics: metrics))
         router.get("/healthz") { _, _ in json(["status": .string("ok")]) }
-        CallbackAPI(configuration: configuration, ledger: ledger, onEmitted: { dispatcher.wake() }, logger: logger).register(on: router)
+        CallbackAPI(configuration: configuration, secrets: secrets, ledger: ledger, onEmitted: { dispatcher.wake() }, metrics: metrics, logger: logger)
+            .register(on: router)
         return router
     }
 

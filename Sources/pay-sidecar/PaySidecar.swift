@@ -3,6 +3,8 @@ import ConfigurationValues
 import GatewayProtocol
 import GatewaySimulator
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import Sidecar
 import UnixSignals
@@ -22,7 +24,7 @@ struct PaySidecar: AsyncParsableCommand {
             callbacks arrive on a separate listener (PAYSIDECAR_CALLBACK_LISTEN).
             Every option also reads its environment variable; a flag wins. Secrets also read <NAME>_FILE.
             """,
-        subcommands: [Serve.self, Demo.self],
+        subcommands: [Serve.self, Demo.self, Sign.self, VerifyCallback.self, Events.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -54,9 +56,15 @@ struct Serve: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             throw failStartup(error.description)
         }
+        // Metrics that dependencies emit through swift-metrics land on the same /metrics.
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: server.metrics.registry))
         let group = ServiceGroup(configuration: .init(services: server.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // SIGHUP reloads the secrets from their *_FILEs (rotation without a restart).
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                for await _ in hangups { server.reloadSecrets(trigger: "SIGHUP") }
+            }
             tasks.addTask {
                 let ports = try await server.boundPorts()
                 logger.info("pay-sidecar started", metadata: [
@@ -67,9 +75,12 @@ struct Serve: AsyncParsableCommand {
                     "database": "\(configuration.database)",
                     "api_token": "\(configuration.apiToken == nil ? "off" : "on")",
                     "webhook_url": "\(configuration.webhookURL ?? "-")",
+                    "secret_files_watched": "\(configuration.secretFiles.count)",
                 ])
             }
-            try await tasks.waitForAll()
+            // Runs until SIGTERM/SIGINT (or a failure); then stop listening for SIGHUP.
+            defer { tasks.cancelAll() }
+            try await group.run()
         }
     }
 }
@@ -98,6 +109,7 @@ struct SettingOptions: ParsableArguments {
     @Option(name: .customLong("reconcile-horizon"), help: help(.reconcileHorizon)) var reconcileHorizon: String?
     @Option(name: .customLong("journal-retention"), help: help(.journalRetention)) var journalRetention: String?
     @Option(name: .customLong("unknown-order-callbacks"), help: help(.unknownOrderCallbacks)) var unknownOrderCallbacks: String?
+    @Option(name: .customLong("secret-grace-period"), help: help(.secretGracePeriod)) var secretGracePeriod: String?
     @Option(name: .customLong("log-level"), help: help(.logLevel)) var logLevel: String?
     @Option(name: .customLong("log-format"), help: help(.logFormat)) var logFormat: String?
 
@@ -123,7 +135,7 @@ struct SettingOptions: ParsableArguments {
             (Setting.trustedProxies.variable, trustedProxies),
             (Setting.gatewayTimeout.variable, gatewayTimeout), (Setting.reconcileAfter.variable, reconcileAfter),
             (Setting.reconcileHorizon.variable, reconcileHorizon), (Setting.journalRetention.variable, journalRetention),
-            (Setting.unknownOrderCallbacks.variable, unknownOrderCallbacks),
+            (Setting.unknownOrderCallbacks.variable, unknownOrderCallbacks), (Setting.secretGracePeriod.variable, secretGracePeriod),
             (Setting.logLevel.variable, logLevel), (Setting.logFormat.variable, logFormat),
         ]
         var result: [String: String] = [:]

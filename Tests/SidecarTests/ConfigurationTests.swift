@@ -124,7 +124,7 @@ struct ConfigurationTests {
 
     @Test("every setting has a flag named after its variable")
     func flags() {
-        #expect(Setting.all.count == 21)
+        #expect(Setting.all.count == 22)
         #expect(Setting.gatewayURL.flag == "--gateway-url")
         #expect(Setting.callbackAllowedIPs.flag == "--callback-allowed-ips")
         #expect(Setting.secretKey.fileFlag == "--secret-key-file")

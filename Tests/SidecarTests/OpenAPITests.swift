@@ -15,8 +15,9 @@ struct OpenAPITests {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let configuration = try load(env: required.merging(["PAYSIDECAR_DATABASE_URL": "sqlite://\(folder.path)/l.db"]) { $1 })
         let server = try SidecarServer(configuration: configuration, logger: Logger(label: "test"))
-        let gateway = GatewayClient(http: server.http, baseURL: configuration.gatewayURL, secret: configuration.secretKey, timeout: .seconds(1))
-        let router = SidecarServer.internalRouter(configuration: configuration, gateway: gateway, ledger: server.ledger, dispatcher: server.dispatcher, logger: Logger(label: "test"))
+        let gateway = GatewayClient(http: server.http, baseURL: configuration.gatewayURL, secrets: server.secrets, timeout: .seconds(1))
+        let router = SidecarServer.internalRouter(configuration: configuration, secrets: server.secrets, gateway: gateway, ledger: server.ledger,
+                                                  dispatcher: server.dispatcher, metrics: server.metrics, logger: Logger(label: "test"))
         let served = Set(router.routes.map { route -> String in
             let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
             return "\(route.method.rawValue) /\(path)"

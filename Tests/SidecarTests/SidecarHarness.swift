@@ -8,12 +8,23 @@ import ServiceLifecycle
 import Sidecar
 import Synchronization
 import TestSupport
+import Testing
 
 enum TestMerchant {
     static let appKey = "mch_e2e"
     static let secret = "e2e-merchant-secret-9f2c"
     static let apiToken = "e2e-api-token-31337"
     static let webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    /// Each secret, and the webhook secret's key without its prefix.
+    static let allSecrets = [secret, apiToken, webhookSecret, String(webhookSecret.dropFirst("whsec_".count))]
+}
+
+/// Fails the test if `text` (log output, metrics, a response) contains any of `secrets`.
+func expectNoSecrets(in text: String, _ secrets: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(!text.isEmpty, "there is output to scan", sourceLocation: sourceLocation)
+    for secret in secrets where text.contains(secret) {
+        Issue.record("a secret (\(secret.prefix(3))…) appears in the output", sourceLocation: sourceLocation)
+    }
 }
 
 /// MD5 signing written out from the gateway document, independent of the code under test.
@@ -163,6 +174,9 @@ func withSidecar<R: Sendable>(
             await sidecarGroup.triggerGracefulShutdown()
             await simGroup.triggerGracefulShutdown()
             try await group.waitForAll()
+            // Every end-to-end test doubles as a leak check: all its log output, at trace level.
+            let secretSettings = Setting.all.filter(\.isSecret).compactMap { settings[$0.variable] }.filter { !$0.isEmpty }
+            expectNoSecrets(in: logs.all, TestMerchant.allSecrets + secretSettings)
             return result
         } catch {
             await sidecarGroup.triggerGracefulShutdown()
@@ -190,4 +204,27 @@ func formBody(_ pairs: [(String, String)]) -> String {
     var allowed = CharacterSet.alphanumerics
     allowed.insert(charactersIn: "-._~")
     return pairs.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&")
+}
+
+/// Runs a program (found on PATH) to completion; its standard output and error together.
+func runProgram(_ arguments: [String], environment: [String: String]? = nil, directory: URL? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    if let directory { process.currentDirectoryURL = directory }
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = out
+    try process.run()
+    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, output)
+}
+
+/// A fresh temporary folder.
+func temporaryFolder(_ prefix: String) throws -> URL {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return folder
 }

@@ -38,16 +38,8 @@ struct WebhookTests {
                         pass
                 print("verified", len(json.load(open(sys.argv[2]))))
                 """.write(to: script, atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", script.path, TestMerchant.webhookSecret, data.path]
-            let out = Pipe()
-            process.standardOutput = out
-            process.standardError = out
-            try process.run()
-            let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "python standardwebhooks: \(output) (install with: pip install standardwebhooks)")
+            let (status, output) = try runProgram(["python3", script.path, TestMerchant.webhookSecret, data.path])
+            #expect(status == 0, "python standardwebhooks: \(output) (install with: pip install standardwebhooks)")
             #expect(output.contains("verified 4"))
         }
     }

@@ -56,8 +56,9 @@ struct CallbackForm {
 }
 
 /// Checks shared by both callbacks: signature first (so a forged body learns nothing more), then appKey.
-func verifyCallback(_ layout: SignatureLayout, fields: [String: String], sign: String, appKey: String, expectedAppKey: String, secret: MerchantSecret) throws(CallbackRejection) {
-    guard GatewaySignature.verify(layout, fields, signature: sign, secret: secret) else { throw .badSignature }
+/// Several secrets are accepted while a rotation's grace period lasts.
+func verifyCallback(_ layout: SignatureLayout, fields: [String: String], sign: String, appKey: String, expectedAppKey: String, secrets: [MerchantSecret]) throws(CallbackRejection) {
+    guard secrets.contains(where: { GatewaySignature.verify(layout, fields, signature: sign, secret: $0) }) else { throw .badSignature }
     guard constantTimeEquals(Array(appKey.utf8), Array(expectedAppKey.utf8)) else { throw .wrongAppKey }
 }
 
@@ -100,7 +101,12 @@ public struct DepositCallback: Sendable, Hashable {
 
     /// Verifies the signature (constant time), the appKey, and the amount and channel formats.
     public func verify(appKey expected: String, secret: MerchantSecret) throws(CallbackRejection) {
-        try verifyCallback(.depositCallback, fields: signedFields, sign: sign, appKey: appKey, expectedAppKey: expected, secret: secret)
+        try verify(appKey: expected, secrets: [secret])
+    }
+
+    /// As `verify(appKey:secret:)`, accepting a signature made with any of `secrets` (a rotation's grace period).
+    public func verify(appKey expected: String, secrets: [MerchantSecret]) throws(CallbackRejection) {
+        try verifyCallback(.depositCallback, fields: signedFields, sign: sign, appKey: appKey, expectedAppKey: expected, secrets: secrets)
         guard paidMinorUnits != nil else { throw .invalidField("amount", "not an amount in yuan") }
         guard originMinorUnits != nil else { throw .invalidField("originAmount", "not an amount in yuan") }
         guard channelId != nil else { throw .invalidField("channel", "not a channel id") }
@@ -146,7 +152,12 @@ public struct PayoutCallback: Sendable, Hashable {
     public var signedFields: [String: String] { ["amount": amount, "appKey": appKey, "mrn": mrn] }
 
     public func verify(appKey expected: String, secret: MerchantSecret) throws(CallbackRejection) {
-        try verifyCallback(.payoutCallback, fields: signedFields, sign: sign, appKey: appKey, expectedAppKey: expected, secret: secret)
+        try verify(appKey: expected, secrets: [secret])
+    }
+
+    /// As `verify(appKey:secret:)`, accepting a signature made with any of `secrets` (a rotation's grace period).
+    public func verify(appKey expected: String, secrets: [MerchantSecret]) throws(CallbackRejection) {
+        try verifyCallback(.payoutCallback, fields: signedFields, sign: sign, appKey: appKey, expectedAppKey: expected, secrets: secrets)
         guard minorUnits != nil else { throw .invalidField("amount", "not an amount in yuan") }
     }
 

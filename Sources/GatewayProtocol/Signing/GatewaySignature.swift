@@ -35,6 +35,16 @@ public enum GatewaySignature {
         return constantTimeEquals(Array(expected.utf8), Array(signature.asciiLowercased().utf8))
     }
 
+    /// The signature of arbitrary pairs in the given order: `lowercase_hex(MD5(k1=v1&...&key=SECRET))`.
+    /// For troubleshooting (reproducing what a signer that got the layout wrong computed), not for messages.
+    public static func sign(pairs: [(name: String, value: String)], secret: MerchantSecret) -> String {
+        var bytes = Array(pairs.map { "\($0.name)=\($0.value)" }.joined(separator: "&").utf8)
+        bytes.append(contentsOf: "&key=".utf8)
+        bytes.append(contentsOf: secret.bytes)
+        defer { for i in bytes.indices { bytes[i] = 0 } }
+        return hexDigest(bytes)
+    }
+
     /// `k1=v1&...&kN=vN` without the key.
     static func canonicalPrefix(_ layout: SignatureLayout, _ fields: [String: String]) throws(MissingSignedField) -> [UInt8] {
         var bytes: [UInt8] = []

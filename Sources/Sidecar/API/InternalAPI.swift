@@ -9,6 +9,7 @@ import NIOCore
 /// The internal API (contract section 3): unsigned JSON in, signed gateway calls out.
 struct InternalAPI: Sendable {
     let configuration: SidecarConfiguration
+    let secrets: SecretStore
     let gateway: GatewayClient
     let ledger: any Ledger
     let readiness: @Sendable () async -> Bool
@@ -52,7 +53,7 @@ struct InternalAPI: Sendable {
                                           notifyUrl: input.notifyUrl, normalized: input.normalized) {
             switch input.mode {
             case .page:
-                let form = PageForm.answer(deposit, action: configuration.gatewayURL + "/api/Pay", secret: configuration.secretKey)
+                let form = PageForm.answer(deposit, action: configuration.gatewayURL + "/api/Pay", secret: secrets.merchantSigning)
                 return CreateOutcome(state: .pending, code: nil, status: .created, body: form)
             case .api:
                 let call = await gateway.createDeposit(deposit)

@@ -10,6 +10,7 @@ struct RequestLogMiddleware: RouterMiddleware {
     typealias Context = SidecarRequestContext
     let logger: Logger
     let listener: String
+    let metrics: SidecarMetrics?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -41,6 +42,7 @@ struct RequestLogMiddleware: RouterMiddleware {
         if let mrn = context.trace.mrn { metadata["mrn"] = "\(mrn)" }
         if let latency = context.trace.gatewayLatency { metadata["gateway_latency_ms"] = "\(Self.milliseconds(latency))" }
         logger.info("request", metadata: metadata)
+        metrics?.request(listener: listener, method: request.method.rawValue, route: context.endpointPath, status: Int(response.status.code))
         return response
     }
 
@@ -80,7 +82,7 @@ struct RequestLogMiddleware: RouterMiddleware {
 /// metrics stay open so probes need no secret.
 struct BearerTokenMiddleware: RouterMiddleware {
     typealias Context = SidecarRequestContext
-    let token: Secret
+    let secrets: SecretStore
     static let openPaths: Set<String> = ["/healthz", "/readyz", "/metrics", "/openapi.json"]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -89,8 +91,10 @@ struct BearerTokenMiddleware: RouterMiddleware {
             throw Problem.unauthorized("send Authorization: Bearer <PAYSIDECAR_API_TOKEN>")
         }
         let prefix = "Bearer "
+        // The current token, or the previous one during a rotation's grace period.
+        let given = Array(header.dropFirst(prefix.count).utf8)
         guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix.lowercased(),
-            constantTimeEquals(Array(header.dropFirst(prefix.count).utf8), Array(token.reveal().utf8))
+            secrets.apiTokens.contains(where: { constantTimeEquals(given, Array($0.reveal().utf8)) })
         else {
             throw Problem.unauthorized("the bearer token is not valid")
         }

@@ -10,8 +10,10 @@ import NIOCore
 /// The callback listener's routes (contract section 4): verify, store in one transaction, answer `success`.
 struct CallbackAPI: Sendable {
     let configuration: SidecarConfiguration
+    let secrets: SecretStore
     let ledger: any Ledger
     let onEmitted: @Sendable () -> Void
+    let metrics: SidecarMetrics?
     let logger: Logger
 
     static let maxBodySize = 16 * 1024
@@ -39,6 +41,7 @@ struct CallbackAPI: Sendable {
             do { try await ledger.recordRejection(rejection) } catch { logger.error("could not record a refused callback", metadata: ["error": "\(error)"]) }
             logger.warning("callback refused", metadata: ["kind": "\(kind.rawValue)", "reason": "\(reason)", "source": "\(source ?? "unknown")", "mrn": "\(mrn ?? "-")"])
             if let mrn { context.trace.mrn = mrn }
+            metrics?.callback(kind: kind.rawValue, result: "rejected", reason: reason)
             return plain(status, detail)
         }
 
@@ -71,16 +74,20 @@ struct CallbackAPI: Sendable {
             switch outcome {
             case .emitted(let id):
                 logger.info("callback accepted", metadata: ["kind": "\(kind.rawValue)", "mrn": "\(settlement.mrn)", "event_id": "\(id)"])
+                metrics?.callback(kind: kind.rawValue, result: "accepted")
                 onEmitted()
             case .duplicate:
                 logger.info("callback duplicate", metadata: ["kind": "\(kind.rawValue)", "mrn": "\(settlement.mrn)"])
+                metrics?.callback(kind: kind.rawValue, result: "duplicate")
             case .refused(let reason, let detail):
                 return await reject(.badRequest, reason, detail, mrn: settlement.mrn, body: body)
             case .contradiction(let existing):
                 logger.error("callback contradicts a settled order; recorded and flagged, nothing emitted",
                              metadata: ["kind": "\(kind.rawValue)", "mrn": "\(settlement.mrn)", "existing": "\(existing.rawValue)"])
+                metrics?.callback(kind: kind.rawValue, result: "contradiction")
             }
         } catch {
+            metrics?.callback(kind: kind.rawValue, result: "error", reason: "storage_unavailable")
             logger.error("could not store a callback; the gateway will retry", metadata: ["mrn": "\(settlement.mrn)", "error": "\(error)"])
             return plain(.serviceUnavailable, "storage unavailable, retry later")
         }
@@ -111,7 +118,7 @@ struct CallbackAPI: Sendable {
         switch kind {
         case .deposit:
             let callback = try DepositCallback(formBody: body)
-            try callback.verify(appKey: configuration.appKey, secret: configuration.secretKey)
+            try callback.verify(appKey: configuration.appKey, secrets: secrets.merchantVerifying)
             if let problem = FieldRules.mrn(callback.mrn) { throw .invalidField("mrn", problem.message) }
             return Settlement(
                 kind: kind.rawValue, mrn: callback.mrn, succeeded: true, source: "callback", eventType: "deposit.succeeded",
@@ -123,7 +130,7 @@ struct CallbackAPI: Sendable {
             }
         case .payout:
             let callback = try PayoutCallback(formBody: body)
-            try callback.verify(appKey: configuration.appKey, secret: configuration.secretKey)
+            try callback.verify(appKey: configuration.appKey, secrets: secrets.merchantVerifying)
             if let problem = FieldRules.mrn(callback.mrn) { throw .invalidField("mrn", problem.message) }
             return Settlement(
                 kind: kind.rawValue, mrn: callback.mrn, succeeded: true, source: "callback", eventType: "payout.succeeded",

@@ -42,6 +42,7 @@ extension Setting {
     public static let reconcileHorizon = Setting("PAYSIDECAR_RECONCILE_HORIZON", default: "48h", "How long after its creation an unsettled order is still queried")
     public static let journalRetention = Setting("PAYSIDECAR_JOURNAL_RETENTION", default: "720h", "How long settled or refused orders stay in the journal (unsettled ones stay)")
     public static let unknownOrderCallbacks = Setting("PAYSIDECAR_UNKNOWN_ORDER_CALLBACKS", default: "accept", "accept or reject callbacks for an mrn this sidecar never created")
+    public static let secretGracePeriod = Setting("PAYSIDECAR_SECRET_GRACE_PERIOD", default: "24h", "After a secret is rotated (SIGHUP or a changed *_FILE), how long the previous one stays valid: callbacks signed with it are accepted, webhooks carry both signatures, the previous API token still works")
     public static let logLevel = Setting("PAYSIDECAR_LOG_LEVEL", default: "info", "trace, debug, info, notice, warning, error, critical")
     public static let logFormat = Setting("PAYSIDECAR_LOG_FORMAT", default: "json", "json or text")
 
@@ -49,7 +50,7 @@ extension Setting {
     public static let all: [Setting] = [
         .gatewayURL, .appKey, .secretKey, .publicURL, .listen, .callbackListen, .apiToken, .webhookURL, .webhookSecret,
         .webhookRetrySchedule, .webhookTimeout, .databaseURL, .callbackAllowedIPs, .trustedProxies, .gatewayTimeout, .reconcileAfter,
-        .reconcileHorizon, .journalRetention, .unknownOrderCallbacks,
+        .reconcileHorizon, .journalRetention, .unknownOrderCallbacks, .secretGracePeriod,
         .logLevel, .logFormat,
     ]
 }

@@ -50,8 +50,17 @@ public struct SidecarConfiguration: Sendable {
     public var journalRetention: Duration
     /// Whether a callback for an mrn this sidecar never created is accepted (and emitted with knownOrder false).
     public var acceptUnknownOrderCallbacks: Bool
+    public var secretGracePeriod: Duration
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
+    /// The `*_FILE` paths the secrets were read from; a change to one of them reloads the secrets.
+    public var secretFiles: [String]
+    /// Reads the secrets again from where they came from (files; flags and the environment do not change),
+    /// validated as at start-up.
+    public var reloadSecrets: @Sendable () throws(ConfigurationError) -> SecretSet
+
+    /// The three secrets as loaded.
+    public var secrets: SecretSet { SecretSet(merchant: secretKey, webhook: webhookSecret, apiToken: apiToken) }
 
     /// The `callbackUrl` sent with deposits.
     public var depositCallbackURL: String { publicURL + "/callbacks/deposit" }
@@ -68,7 +77,7 @@ public struct SidecarConfiguration: Sendable {
     public static func load(
         flags: [String: String],
         environment: [String: String],
-        readFile: @escaping (String) -> String? = ProcessEnvironment.readTrimmedFile
+        readFile: @escaping @Sendable (String) -> String? = ProcessEnvironment.readTrimmedFile
     ) throws(ConfigurationError) -> SidecarConfiguration {
         var reader = SettingReader(flags: flags, environment: environment, readFile: readFile)
         let gatewayURL = try reader.url(.gatewayURL, required: true)!
@@ -113,6 +122,7 @@ public struct SidecarConfiguration: Sendable {
         guard let level = Logger.Level(rawValue: levelText) else {
             throw ConfigurationError(Setting.logLevel.variable, "'\(levelText)' is not one of trace, debug, info, notice, warning, error, critical")
         }
+        let grace = try reader.duration(.secretGracePeriod)
         let formatText = try reader.required(.logFormat).lowercased()
         guard let format = LogFormat(rawValue: formatText) else {
             throw ConfigurationError(Setting.logFormat.variable, "'\(formatText)' is not json or text")
@@ -122,8 +132,23 @@ public struct SidecarConfiguration: Sendable {
             callbackListen: callbackListen, apiToken: apiToken, webhookURL: webhookURL, webhookSecret: webhookSecret,
             webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, database: database, callbackAllowedIPs: allowed, trustedProxies: trustedProxies,
             gatewayTimeout: gatewayTimeout, reconcileAfter: reconcileAfter, reconcileHorizon: reconcileHorizon,
-            journalRetention: journalRetention, acceptUnknownOrderCallbacks: unknownText == "accept", logLevel: level, logFormat: format
+            journalRetention: journalRetention, acceptUnknownOrderCallbacks: unknownText == "accept", secretGracePeriod: grace,
+            logLevel: level, logFormat: format, secretFiles: reader.filesRead,
+            reloadSecrets: { () throws(ConfigurationError) -> SecretSet in
+                try SidecarConfiguration.load(flags: flags, environment: environment, readFile: readFile).secrets
+            }
         )
+    }
+}
+
+extension SidecarConfiguration {
+    /// One setting alone (flag, environment, `*_FILE`, default), for the command-line tools.
+    public static func read(
+        _ setting: Setting, flags: [String: String], environment: [String: String],
+        readFile: @escaping @Sendable (String) -> String? = ProcessEnvironment.readTrimmedFile
+    ) throws(ConfigurationError) -> String? {
+        var reader = SettingReader(flags: flags, environment: environment, readFile: readFile)
+        return try reader.optional(setting)
     }
 }
 
@@ -132,6 +157,8 @@ struct SettingReader {
     let flags: [String: String]
     let environment: [String: String]
     let readFile: (String) -> String?
+    /// The secret files read so far.
+    var filesRead: [String] = []
 
     /// The raw value, or nil when unset (an empty value counts as unset).
     mutating func optional(_ setting: Setting) throws(ConfigurationError) -> String? {
@@ -147,6 +174,7 @@ struct SettingReader {
             if let file, let fileName {
                 guard let text = readFile(file) else { throw ConfigurationError(fileName, "cannot read \(file)") }
                 guard !text.isEmpty else { throw ConfigurationError(fileName, "\(file) is empty") }
+                filesRead.append(file)
                 return text
             }
         }

@@ -31,33 +31,38 @@ public struct GatewayCall<Answer: Sendable>: Sendable {
 public struct GatewayClient: Sendable {
     let http: CurlClient
     let baseURL: String
-    let secret: MerchantSecret
+    let secrets: SecretStore
     let timeout: Duration
+    let metrics: SidecarMetrics?
 
-    public init(http: CurlClient, baseURL: String, secret: MerchantSecret, timeout: Duration) {
+    public init(http: CurlClient, baseURL: String, secrets: SecretStore, timeout: Duration, metrics: SidecarMetrics? = nil) {
         self.http = http
         self.baseURL = baseURL
-        self.secret = secret
+        self.secrets = secrets
         self.timeout = timeout
+        self.metrics = metrics
     }
+
+    /// Signs with the merchant secret in use now (it may be rotated while the sidecar runs).
+    var secret: MerchantSecret { secrets.merchantSigning }
 
     /// `POST /api/Pay/Create`.
     public func createDeposit(_ deposit: DepositRequest) async -> GatewayCall<DepositCreateAnswer> {
-        await call(method: "POST", path: "/api/Pay/Create", body: deposit.jsonBody(secret: secret)) { (bytes) throws(GatewayAnswerError) in try DepositCreateAnswer(json: bytes) }
+        await call("deposit_create", method: "POST", path: "/api/Pay/Create", body: deposit.jsonBody(secret: secret)) { (bytes) throws(GatewayAnswerError) in try DepositCreateAnswer(json: bytes) }
     }
 
     /// `POST /api/Payouts/Create`.
     public func createPayout(_ payout: PayoutRequest) async -> GatewayCall<PayoutCreateAnswer> {
-        await call(method: "POST", path: "/api/Payouts/Create", body: payout.jsonBody(secret: secret)) { (bytes) throws(GatewayAnswerError) in try PayoutCreateAnswer(json: bytes) }
+        await call("payout_create", method: "POST", path: "/api/Payouts/Create", body: payout.jsonBody(secret: secret)) { (bytes) throws(GatewayAnswerError) in try PayoutCreateAnswer(json: bytes) }
     }
 
     /// `GET /api/Payments/Query` or `/api/Payouts/Query`.
     public func query(_ query: OrderQuery) async -> GatewayCall<QueryAnswer> {
-        await call(method: "GET", path: query.pathAndQuery(secret: secret), body: nil) { (bytes) throws(GatewayAnswerError) in try QueryAnswer(json: bytes) }
+        await call(query.kind == .deposit ? "deposit_query" : "payout_query", method: "GET", path: query.pathAndQuery(secret: secret), body: nil) { (bytes) throws(GatewayAnswerError) in try QueryAnswer(json: bytes) }
     }
 
     func call<Answer: Sendable>(
-        method: String, path: String, body: [UInt8]?,
+        _ operation: String, method: String, path: String, body: [UInt8]?,
         parse: ([UInt8]) throws(GatewayAnswerError) -> Answer
     ) async -> GatewayCall<Answer> {
         let start = ContinuousClock.now
@@ -83,7 +88,21 @@ public struct GatewayClient: Sendable {
         } catch {
             result = .failure(GatewayCallFailure(kind: .unavailable, detail: "the gateway call failed", requestSent: true))
         }
-        return GatewayCall(result: result, latency: ContinuousClock.now - start)
+        let latency = ContinuousClock.now - start
+        if let metrics {
+            let outcome: String
+            switch result {
+            case .success: outcome = "answered"
+            case .failure(let failure):
+                switch failure.kind {
+                case .unavailable: outcome = "unavailable"
+                case .timeout: outcome = "timeout"
+                case .badResponse: outcome = "bad_response"
+                }
+            }
+            metrics.gatewayCall(operation: operation, outcome: outcome, latency: latency)
+        }
+        return GatewayCall(result: result, latency: latency)
     }
 
     static func failure(for error: CurlError) -> GatewayCallFailure {

@@ -26,13 +26,16 @@ final class Reconciler: Service, Sendable {
     let gateway: GatewayClient
     let configuration: SidecarConfiguration
     let onEmitted: @Sendable () -> Void
+    let metrics: SidecarMetrics?
     let logger: Logger
     let lastPrune = Mutex<Millis>(0)
 
     static let multipliers: [Int64] = [2, 5, 15, 60]
     static let minimumSpacing: Duration = .milliseconds(100)
 
-    init(ledger: any Ledger, gateway: GatewayClient, configuration: SidecarConfiguration, onEmitted: @escaping @Sendable () -> Void, logger: Logger) {
+    init(ledger: any Ledger, gateway: GatewayClient, configuration: SidecarConfiguration, onEmitted: @escaping @Sendable () -> Void,
+         metrics: SidecarMetrics? = nil, logger: Logger) {
+        self.metrics = metrics
         self.ledger = ledger
         self.gateway = gateway
         self.configuration = configuration
@@ -89,9 +92,11 @@ final class Reconciler: Service, Sendable {
         do {
             switch call.result {
             case .failure(let failure):
+                metrics?.reconcilerQuery(result: "failed")
                 try await ledger.recordQuery(kind: order.kind, mrn: order.mrn, gatewayStatus: nil, state: nil, gatewayCode: nil, nextQueryAt: next, flag: giveUp, at: now)
                 logger.info("reconcile query failed", metadata: ["mrn": "\(order.mrn)", "error": "\(failure)"])
             case .success(let answer) where answer.error.isSuccess:
+                metrics?.reconcilerQuery(result: answer.status == .paid || answer.status == .failed ? "settled" : "pending")
                 switch answer.status {
                 case .paid?, .failed?:
                     try await settle(order, kind: kind, succeeded: answer.status == .paid, at: now)
@@ -101,6 +106,7 @@ final class Reconciler: Service, Sendable {
                     try await ledger.recordQuery(kind: order.kind, mrn: order.mrn, gatewayStatus: answer.status?.code, state: nil, gatewayCode: nil, nextQueryAt: next, flag: giveUp, at: now)
                 }
             case .success(let answer) where answer.error == .objectNotFound && order.state == .unknown:
+                metrics?.reconcilerQuery(result: "not_found")
                 if kind == .payout {
                     try await resendPayout(order, next: next, at: now)
                 } else {
@@ -108,6 +114,7 @@ final class Reconciler: Service, Sendable {
                     logger.notice("unknown deposit never reached the gateway", metadata: ["mrn": "\(order.mrn)"])
                 }
             case .success:
+                metrics?.reconcilerQuery(result: "pending")
                 try await ledger.recordQuery(kind: order.kind, mrn: order.mrn, gatewayStatus: nil, state: nil, gatewayCode: nil, nextQueryAt: next, flag: giveUp, at: now)
             }
         } catch {

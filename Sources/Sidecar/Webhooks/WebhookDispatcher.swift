@@ -18,23 +18,26 @@ final class WebhookDispatcher: Service, Sendable {
     let ledger: any Ledger
     let http: CurlClient
     let policy: RetryPolicy
-    let signer: WebhookSigner?
+    /// The signer in use now (the webhook secret may be rotated while the sidecar runs).
+    let signer: @Sendable () -> WebhookSigner?
     let defaultURL: String?
     let timeout: Duration
+    let metrics: SidecarMetrics?
     let logger: Logger
     let maxConcurrent: Int
     let perTargetLimit: Int
     let doorbell = Doorbell()
     private let inFlight = Mutex<[String: String]>([:])  // event id -> target URL
 
-    init(ledger: any Ledger, http: CurlClient, policy: RetryPolicy, signer: WebhookSigner?, defaultURL: String?, timeout: Duration,
-         logger: Logger, maxConcurrent: Int = 32, perTargetLimit: Int = 8) {
+    init(ledger: any Ledger, http: CurlClient, policy: RetryPolicy, signer: @escaping @Sendable () -> WebhookSigner?, defaultURL: String?, timeout: Duration,
+         metrics: SidecarMetrics? = nil, logger: Logger, maxConcurrent: Int = 32, perTargetLimit: Int = 8) {
         self.ledger = ledger
         self.http = http
         self.policy = policy
         self.signer = signer
         self.defaultURL = defaultURL
         self.timeout = timeout
+        self.metrics = metrics
         self.logger = logger
         self.maxConcurrent = maxConcurrent
         self.perTargetLimit = perTargetLimit
@@ -121,7 +124,7 @@ final class WebhookDispatcher: Service, Sendable {
         let body = Array(event.body.utf8)
         let started = nowMillis()
         var headers: [(name: String, value: String)] = [("Content-Type", "application/json"), ("User-Agent", "pay-sidecar-webhooks")]
-        if let signer { headers += signer.headers(id: event.id, timestamp: started / 1000, body: body) }
+        if let signer = signer() { headers += signer.headers(id: event.id, timestamp: started / 1000, body: body) }
         var statusCode: Int?
         var retryAfter: String?
         var failure: String?
@@ -139,9 +142,15 @@ final class WebhookDispatcher: Service, Sendable {
         let finished = nowMillis()
         let next: NextStep
         switch decision {
-        case .delivered: next = .delivered
-        case .retry(let after): next = .retry(at: finished + milliseconds(after))
-        case .fail(let reason): next = .fail(reason: statusCode.map { "\(reason); last answer HTTP \($0)" } ?? "\(reason); last error: \(failure ?? "-")")
+        case .delivered:
+            next = .delivered
+            metrics?.webhookDelivery(outcome: "delivered")
+        case .retry(let after):
+            next = .retry(at: finished + milliseconds(after))
+            metrics?.webhookDelivery(outcome: "retry")
+        case .fail(let reason):
+            next = .fail(reason: statusCode.map { "\(reason); last answer HTTP \($0)" } ?? "\(reason); last error: \(failure ?? "-")")
+            metrics?.webhookDelivery(outcome: "failed")
         }
         let attempt = DeliveryAttempt(eventID: event.id, attempt: attemptNumber, url: url, statusCode: statusCode, error: failure,
                                       durationMillis: finished - started, at: started)
