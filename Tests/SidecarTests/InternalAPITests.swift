@@ -200,4 +200,22 @@ struct InternalAPITests {
             #expect(!everything.contains(TestMerchant.apiToken), "the API token is never logged")
         }
     }
+
+    @Test("a request offering an h2c upgrade (Java's HttpClient does) is answered and does not stall the client's next request")
+    func upgradeOffer() async throws {
+        try await withSidecar { (e2e: E2E) async throws in
+            let offer = try await e2e.client.execute(CurlRequest(url: e2e.api + "/v1/channels", headers: [
+                ("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA"),
+            ], timeout: .seconds(3)))
+            #expect(offer.status == 200)
+            #expect(offer.headers["connection"]?.lowercased() == "close", "the connection is not reused after an upgrade offer")
+            for callback in [false, true] {
+                let base = callback ? e2e.callbackListener : e2e.api
+                let next = try await e2e.client.execute(CurlRequest(url: base + "/healthz", headers: [("Upgrade", "h2c"), ("Connection", "Upgrade")], timeout: .seconds(3)))
+                #expect(next.status == 200)
+                let after = try await e2e.client.execute(CurlRequest(url: base + "/healthz", timeout: .seconds(3)))
+                #expect(after.status == 200)
+            }
+        }
+    }
 }

@@ -31,6 +31,10 @@ struct RequestLogMiddleware: RouterMiddleware {
             response = try Problem.internalError.response(from: request, context: context)
         }
         response.headers[.requestID] = requestID
+        // An `Upgrade` request (Java's HttpClient and `curl --http2` offer h2c on plain http) is answered as
+        // HTTP/1.1, but the HTTP/1 parser stops reading the connection after it: without this, the client's
+        // next request on the same connection would wait forever. Closing makes it open a fresh one.
+        if request.headers[.upgrade] != nil { response.headers[.connection] = "close" }
         var metadata: Logger.Metadata = [
             "request_id": "\(requestID)",
             "listener": "\(listener)",

@@ -1,0 +1,3 @@
+module example.com/pay-sidecar-client
+
+go 1.19
