@@ -1,17 +1,23 @@
 # syntax=docker/dockerfile:1
 # pay-sidecar (and gateway-sim, for demos and tests).
-# Build:  docker build -t pay-sidecar .
-# Run:    docker run --rm -p 8080:8080 -p 8081:8081 -e PAYSIDECAR_LISTEN=0.0.0.0:8080 \
-#           -e PAYSIDECAR_GATEWAY_URL=... -e PAYSIDECAR_APP_KEY=... -e PAYSIDECAR_SECRET_KEY_FILE=/run/secrets/pay \
-#           -e PAYSIDECAR_PUBLIC_URL=... pay-sidecar
-# The internal port (8080) belongs on the application's private network only; 8081 faces the gateway.
+#   docker build -t pay-sidecar .
+#   docker run --rm -p 127.0.0.1:8080:8080 -p 8081:8081 -v pay-sidecar-data:/var/lib/pay-sidecar \
+#     -e PAYSIDECAR_LISTEN=0.0.0.0:8080 -e PAYSIDECAR_GATEWAY_URL=... -e PAYSIDECAR_APP_KEY=... \
+#     -e PAYSIDECAR_SECRET_KEY_FILE=/run/secrets/pay -e PAYSIDECAR_PUBLIC_URL=... pay-sidecar
+# Ports: 8080 is the internal API (it can move money: keep it on the application's private network, never
+# publish it); 8081 is the callback listener, the only port the gateway needs.
+# Secrets: pass them as files (PAYSIDECAR_SECRET_KEY_FILE, PAYSIDECAR_WEBHOOK_SECRET_FILE,
+# PAYSIDECAR_API_TOKEN_FILE); a changed file is picked up without a restart.
+# The runtime stage is checked without Docker by scripts/check-runtime-image.sh (debootstrap + chroot).
 
-FROM swift:6.2-bookworm AS build
+FROM swift:6.3-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libcurl4-openssl-dev libsqlite3-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Dependencies first, so source changes reuse the resolved and built packages.
 COPY Package.swift ./
+RUN swift package resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
 RUN swift build -c release --static-swift-stdlib --product pay-sidecar \
@@ -21,8 +27,10 @@ RUN swift build -c release --static-swift-stdlib --product pay-sidecar \
  && strip /out/pay-sidecar /out/gateway-sim
 
 FROM debian:bookworm-slim
+# Only what the binary loads (the Swift runtime is linked in): libcurl, SQLite, CA certificates for https,
+# time zones. scripts/check-runtime-image.sh found libsqlite3-0 missing from the first version of this list.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcurl4 ca-certificates tzdata \
+ && apt-get install -y --no-install-recommends libcurl4 libsqlite3-0 ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home app \
  && mkdir -p /var/lib/pay-sidecar && chown app /var/lib/pay-sidecar
@@ -30,7 +38,9 @@ COPY --from=build /out/pay-sidecar /out/gateway-sim /usr/local/bin/
 USER app
 WORKDIR /var/lib/pay-sidecar
 VOLUME /var/lib/pay-sidecar
-ENV PAYSIDECAR_CALLBACK_LISTEN=0.0.0.0:8081
+ENV PAYSIDECAR_CALLBACK_LISTEN=0.0.0.0:8081 \
+    PAYSIDECAR_DATABASE_URL=sqlite:///var/lib/pay-sidecar/pay-sidecar.db
 EXPOSE 8080 8081
+HEALTHCHECK --interval=10s --timeout=4s --start-period=5s --retries=3 CMD ["/usr/local/bin/pay-sidecar", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/pay-sidecar"]
 CMD ["serve"]

@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "GatewayProtocol", targets: ["GatewayProtocol"]),
         .library(name: "CurlHTTP", targets: ["CurlHTTP"]),
         .library(name: "GatewaySimulator", targets: ["GatewaySimulator"]),
+        // For the benchmark package in Benchmarks/.
+        .library(name: "Webhooks", targets: ["Webhooks"]),
+        .library(name: "Sidecar", targets: ["Sidecar"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),

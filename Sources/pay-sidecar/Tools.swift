@@ -246,3 +246,32 @@ func printTable(_ header: [String], _ rows: [[String]]) {
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
+
+/// `pay-sidecar healthcheck`: for the container's HEALTHCHECK (the runtime image has no curl).
+struct HealthCheck: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "healthcheck",
+        abstract: "Exit 0 when the local sidecar answers /healthz (or /readyz with --ready), else 1.",
+        discussion: "Asks the internal listener at PAYSIDECAR_LISTEN (a wildcard host is asked on loopback)."
+    )
+
+    @Flag(help: "Ask /readyz (database open) instead of /healthz (process up).") var ready = false
+    @Option(help: "Seconds to wait for the answer.") var timeout: Int = 3
+
+    func run() async throws {
+        let listen = ProcessEnvironment.read()[Setting.listen.variable] ?? Setting.listen.defaultValue!
+        guard let address = ListenAddress(listen) else { throw failStartup("\(Setting.listen.variable): '\(listen)' is not host:port") }
+        let host = ["0.0.0.0", "::", "[::]"].contains(address.host) ? "127.0.0.1" : address.host
+        let url = "http://\(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host):\(address.port)\(ready ? "/readyz" : "/healthz")"
+        var configuration = CurlClient.Configuration()
+        configuration.proxy = .none
+        configuration.timeout = .seconds(max(1, timeout))
+        let status = try await CurlClient.withClient(configuration: configuration) { client in
+            (try? await client.execute(CurlRequest(url: url)))?.status
+        }
+        guard status == 200 else {
+            printError("healthcheck: \(url) answered \(status.map(String.init) ?? "nothing")")
+            throw ExitCode(1)
+        }
+    }
+}

@@ -74,10 +74,11 @@ struct JournalTests {
     @Test("concurrent duplicates: one goes to the gateway, the other gets 409 request_in_progress")
     func inProgress() async throws {
         try await withSidecar { (e2e: E2E) async throws in
-            try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"delay","value":"800ms","count":1}"#)
+            try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"delay","value":"1500ms","count":1}"#)
             let body = #"{"mrn":"P-race","amount":7,"bankName":"b","accountName":"a","accountNumber":"1"}"#
             async let a = e2e.post("/v1/payouts", json: body)
-            try await Task.sleep(for: .milliseconds(200))
+            // The second leaves once the first is at the gateway (held there by the delay).
+            #expect(await eventually { (try? await e2e.creates("/api/Payouts/Create")) == 1 })
             async let b = e2e.post("/v1/payouts", json: body)
             let (first, second) = try await (a, b)
             #expect(first.status == 202)

@@ -104,7 +104,7 @@ struct ObservabilityTests {
             let folder = try temporaryFolder("metrics")
             let file = folder.appendingPathComponent("metrics.txt")
             try text.write(to: file, atomically: true, encoding: .utf8)
-            let (status, output) = try runProgram(["python3", "-c", """
+            let (status, output) = try await runProgram(["python3", "-c", """
                 import sys
                 from prometheus_client.parser import text_string_to_metric_families
                 families = list(text_string_to_metric_families(open(sys.argv[1]).read()))

@@ -206,20 +206,48 @@ func formBody(_ pairs: [(String, String)]) -> String {
     return pairs.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&")
 }
 
+/// Runs blocking work (waiting for a child process) on a thread of its own: blocking one of the few threads of
+/// Swift's cooperative pool would stall every server under test in this process.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
+}
+
 /// Runs a program (found on PATH) to completion; its standard output and error together.
-func runProgram(_ arguments: [String], environment: [String: String]? = nil, directory: URL? = nil) throws -> (status: Int32, output: String) {
+func runProgram(_ arguments: [String], environment: [String: String]? = nil, directory: URL? = nil) async throws -> (status: Int32, output: String) {
+    try await offThePool { try runProgramBlocking(arguments, environment: environment, directory: directory) }
+}
+
+private func runProgramBlocking(_ arguments: [String], environment: [String: String]?, directory: URL?) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
     if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     if let directory { process.currentDirectoryURL = directory }
-    let out = Pipe()
+    let result = try runCapturing(process)
+    return (result.status, result.stdout + result.stderr)
+}
+
+/// Runs `process` to completion with its output in temporary files (Foundation's pipe reading gives up on
+/// EINTR, which signals from other child processes cause), and `input` on its standard input.
+func runCapturing(_ process: Process, input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let folder = try temporaryFolder("run")
+    let outURL = folder.appendingPathComponent("stdout"), errURL = folder.appendingPathComponent("stderr"), inURL = folder.appendingPathComponent("stdin")
+    for url in [outURL, errURL] { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+    _ = FileManager.default.createFile(atPath: inURL.path, contents: Data((input ?? "").utf8))
+    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL), inp = try FileHandle(forReadingFrom: inURL)
+    defer {
+        try? out.close(); try? err.close(); try? inp.close()
+        try? FileManager.default.removeItem(at: folder)
+    }
     process.standardOutput = out
-    process.standardError = out
+    process.standardError = err
+    process.standardInput = inp
     try process.run()
-    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    return (process.terminationStatus, output)
+    func read(_ url: URL) -> String { FileManager.default.contents(atPath: url.path).map { String(decoding: $0, as: UTF8.self) } ?? "" }
+    return (process.terminationStatus, read(outURL), read(errURL))
 }
 
 /// A fresh temporary folder.

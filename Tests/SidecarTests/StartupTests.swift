@@ -9,19 +9,8 @@ func paySidecarBinary() -> URL {
     return root.appendingPathComponent(".build/debug/pay-sidecar")
 }
 
-func runSidecar(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = paySidecarBinary()
-    process.arguments = arguments
-    process.environment = environment
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+func runSidecar(_ arguments: [String], environment: [String: String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+    try await runTool(arguments, environment: environment)
 }
 
 let goodEnvironment = [
@@ -41,10 +30,10 @@ struct StartupTests {
         (["--webhook-url", "http://app/hooks"], [:], "PAYSIDECAR_WEBHOOK_SECRET"),
         ([], ["PAYSIDECAR_SECRET_KEY": "", "PAYSIDECAR_SECRET_KEY_FILE": "/nonexistent"], "PAYSIDECAR_SECRET_KEY_FILE"),
     ] as [([String], [String: String], String)])
-    func badSettings(arguments: [String], overrides: [String: String], setting: String) throws {
+    func badSettings(arguments: [String], overrides: [String: String], setting: String) async throws {
         var environment = goodEnvironment
         for (k, v) in overrides { environment[k] = v.isEmpty ? nil : v }
-        let result = try runSidecar(arguments, environment: environment)
+        let result = try await runSidecar(arguments, environment: environment)
         #expect(result.status == 2)
         let lines = result.stderr.split(separator: "\n")
         #expect(lines.count == 1, "\(result.stderr)")
@@ -54,11 +43,11 @@ struct StartupTests {
     }
 
     @Test("--help documents every subcommand and every setting's flag and variable")
-    func help() throws {
-        let top = try runSidecar(["--help"], environment: [:])
+    func help() async throws {
+        let top = try await runSidecar(["--help"], environment: [:])
         #expect(top.status == 0)
         #expect(top.stdout.contains("serve") && top.stdout.contains("demo"))
-        let serve = try runSidecar(["serve", "--help"], environment: [:])
+        let serve = try await runSidecar(["serve", "--help"], environment: [:])
         for variable in ["PAYSIDECAR_GATEWAY_URL", "PAYSIDECAR_APP_KEY", "PAYSIDECAR_SECRET_KEY", "PAYSIDECAR_PUBLIC_URL", "PAYSIDECAR_LISTEN",
                          "PAYSIDECAR_CALLBACK_LISTEN", "PAYSIDECAR_API_TOKEN", "PAYSIDECAR_WEBHOOK_URL", "PAYSIDECAR_WEBHOOK_SECRET",
                          "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE", "PAYSIDECAR_WEBHOOK_TIMEOUT", "PAYSIDECAR_DATABASE_URL",
@@ -68,7 +57,7 @@ struct StartupTests {
             #expect(serve.stdout.contains(variable), "\(variable)")
         }
         #expect(serve.stdout.contains("--callback-allowed-ips"))
-        #expect(try runSidecar(["demo", "--help"], environment: [:]).stdout.contains("--gateway-listen"))
+        #expect(try await runSidecar(["demo", "--help"], environment: [:]).stdout.contains("--gateway-listen"))
     }
 
     @Test("serve starts both listeners, logs JSON without the secret, and exits 0 on SIGTERM")
@@ -80,13 +69,8 @@ struct StartupTests {
         environment["PAYSIDECAR_CALLBACK_LISTEN"] = "127.0.0.1:\(callbackPort)"
         environment["PAYSIDECAR_LOG_LEVEL"] = "trace"
         environment["PAYSIDECAR_DATABASE_URL"] = "sqlite://" + FileManager.default.temporaryDirectory.appendingPathComponent("startup-\(base).db").path
-        let process = Process()
-        process.executableURL = paySidecarBinary()
-        process.environment = environment
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
+        let server = try Background([paySidecarBinary().path], environment: environment, inheritEnvironment: false)
+        let process = server.process
         defer { if process.isRunning { process.terminate() } }
         var configuration = CurlClient.Configuration()
         configuration.proxy = .none
@@ -98,8 +82,8 @@ struct StartupTests {
             #expect(down.status == 502)
         }
         process.terminate()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        try await offThePool { process.waitUntilExit() }
+        let output = server.text
         #expect(process.terminationReason == .exit && process.terminationStatus == 0)
         let lines = output.split(separator: "\n")
         #expect(lines.contains { $0.contains(#""msg":"pay-sidecar started""#) })

@@ -38,7 +38,7 @@ struct WebhookTests {
                         pass
                 print("verified", len(json.load(open(sys.argv[2]))))
                 """.write(to: script, atomically: true, encoding: .utf8)
-            let (status, output) = try runProgram(["python3", script.path, TestMerchant.webhookSecret, data.path])
+            let (status, output) = try await runProgram(["python3", script.path, TestMerchant.webhookSecret, data.path])
             #expect(status == 0, "python standardwebhooks: \(output) (install with: pip install standardwebhooks)")
             #expect(output.contains("verified 4"))
         }

@@ -1,5 +1,6 @@
 // Receives pay-sidecar's webhooks and verifies their Standard Webhooks signatures (Node.js 18+, no packages).
-// WEBHOOK_SECRET: the sidecar's PAYSIDECAR_WEBHOOK_SECRET (whsec_...). PORT: where to listen (default 8082).
+// WEBHOOK_SECRET: the sidecar's PAYSIDECAR_WEBHOOK_SECRET (whsec_...). HOST and PORT: where to listen
+// (default 127.0.0.1 and 8082).
 // Point the sidecar at it with PAYSIDECAR_WEBHOOK_URL=http://127.0.0.1:8082/webhooks.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
@@ -23,6 +24,7 @@ function verify(headers, body) {
   throw new Error("no matching signature");
 }
 
+const host = process.env.HOST ?? "127.0.0.1";
 const port = Number(process.env.PORT ?? 8082);
 createServer((request, response) => {
   const chunks = [];
@@ -45,4 +47,4 @@ createServer((request, response) => {
     }
     response.writeHead(204).end(); // any 2xx within the timeout counts as delivered
   });
-}).listen(port, "127.0.0.1", () => console.log(`listening on http://127.0.0.1:${port}/webhooks`));
+}).listen(port, host, () => console.log(`listening on http://${host}:${port}/webhooks`));

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Receives pay-sidecar's webhooks and verifies their Standard Webhooks signatures (standard library only).
 
-WEBHOOK_SECRET: the sidecar's PAYSIDECAR_WEBHOOK_SECRET (whsec_...). PORT: where to listen (default 8082).
+WEBHOOK_SECRET: the sidecar's PAYSIDECAR_WEBHOOK_SECRET (whsec_...). HOST and PORT: where to listen
+(default 127.0.0.1 and 8082).
 Point the sidecar at it with PAYSIDECAR_WEBHOOK_URL=http://127.0.0.1:8082/webhooks.
 """
 import base64
@@ -59,9 +60,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    port = int(os.environ.get("PORT", "8082"))
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    print(f"listening on http://127.0.0.1:{port}/webhooks", flush=True)
+    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8082"))
+    server = ThreadingHTTPServer((host, port), Handler)
+    print(f"listening on http://{host}:{port}/webhooks", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
