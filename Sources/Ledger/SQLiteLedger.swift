@@ -7,14 +7,21 @@ import Glibc
 
 /// The embedded ledger: one SQLite file in WAL mode.
 ///
-/// Commits are durable against power loss by default (`synchronous = FULL`: every commit waits for the WAL
-/// to reach the disk). `durableCommits: false` uses `synchronous = NORMAL`: still safe against a crash of the
-/// process, but the last commits before a power loss may be lost, and a callback acknowledged with `success`
-/// could be forgotten. A SQLite database belongs to one sidecar process at a time: a lock file next to it
+/// Every commit is safe against a crash of the process (WAL). Commits that acknowledge something to the
+/// gateway, callback settlements (`apply`), are also durable against power loss by default
+/// (`synchronous = FULL`: they wait for the WAL to reach the disk, and so make every earlier commit durable
+/// too); they are grouped under load (`GroupCommit`). Journal writes of creates and delivery bookkeeping use
+/// `synchronous = NORMAL`: a power loss may drop the last of them, which the gateway's own mrn uniqueness and
+/// at-least-once delivery absorb. `durableCommits: false` makes settlements `NORMAL` too: a callback
+/// acknowledged with `success` could then be forgotten on a power loss. A SQLite database belongs to one sidecar process at a time: a lock file next to it
 /// refuses a second one, which also lets a new process release the claims a crashed one left behind.
 public final class SQLiteLedger: Ledger {
     let pool: DatabasePool
+    /// The hot write paths (creates, callbacks, webhook attempts) commit through here, in groups under load.
+    let writes: GroupCommit
     public let path: String
+    /// Whether commits that acknowledge something to the gateway (callback settlements) wait for the disk.
+    let durableCommits: Bool
     private let lockDescriptor: Int32
 
     /// Keeps at most this many refused callbacks.
@@ -22,6 +29,7 @@ public final class SQLiteLedger: Ledger {
 
     public init(path: String, durableCommits: Bool = true) throws {
         self.path = path
+        self.durableCommits = durableCommits
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
             throw LedgerError("the folder \(directory) does not exist")
@@ -43,6 +51,7 @@ public final class SQLiteLedger: Ledger {
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
+            writes = GroupCommit(pool: pool)
             try Self.migrator.migrate(pool)
             // This process holds the lock: claims in the file belong to a process that is gone, and so do creates
             // it left `sending`. Those may or may not have reached the gateway: `unknown`, for the reconciler.
@@ -166,19 +175,19 @@ public final class SQLiteLedger: Ledger {
     // MARK: Orders
 
     public func beginOrder(_ order: OrderRecord) async throws -> OrderBegin {
-        try await pool.write { db in
+        try await writes.write(durable: false) { db in
             if let existing = try Self.fetchOrder(db, kind: order.kind, mrn: order.mrn) { return .existing(existing) }
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO orders (kind, mrn, amount, channel_id, notify_url, state, gateway_code, created_at, updated_at, request, fingerprint, next_query_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [order.kind, order.mrn, order.amount, order.channelId, order.notifyUrl, order.state.rawValue, order.gatewayCode,
+                """).execute(arguments: [order.kind, order.mrn, order.amount, order.channelId, order.notifyUrl, order.state.rawValue, order.gatewayCode,
                                  order.createdAt, order.updatedAt, order.request, order.fingerprint, order.nextQueryAt])
             return .inserted
         }
     }
 
     public func restartOrder(kind: String, mrn: String, at: Millis) async throws -> Bool {
-        try await pool.write { db in
+        try await writes.write(durable: false) { db in
             try db.execute(sql: """
                 UPDATE orders SET state = 'sending', gateway_code = NULL, response_status = NULL, response_body = NULL, updated_at = ?
                 WHERE kind = ? AND mrn = ? AND state = 'rejected' AND gateway_code IN ('not_sent', 'not_created')
@@ -189,13 +198,13 @@ public final class SQLiteLedger: Ledger {
 
     public func finishCreate(kind: String, mrn: String, state: OrderState, gatewayCode: String?, responseStatus: Int, responseBody: String,
                              nextQueryAt: Millis?, at: Millis) async throws {
-        try await pool.write { db in
-            try db.execute(sql: """
+        try await writes.write(durable: false) { db in
+            try db.cachedStatement(sql: """
                 UPDATE orders SET state = CASE WHEN state IN ('succeeded', 'failed') THEN state ELSE ? END,
                     gateway_code = ?, response_status = ?, response_body = ?, updated_at = ?,
                     next_query_at = CASE WHEN state IN ('succeeded', 'failed') THEN NULL ELSE ? END
                 WHERE kind = ? AND mrn = ?
-                """, arguments: [state.rawValue, gatewayCode, responseStatus, responseBody, at, nextQueryAt, kind, mrn])
+                """).execute(arguments: [state.rawValue, gatewayCode, responseStatus, responseBody, at, nextQueryAt, kind, mrn])
         }
     }
 
@@ -204,7 +213,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     static func fetchOrder(_ db: Database, kind: String, mrn: String) throws -> OrderRecord? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM orders WHERE kind = ? AND mrn = ?", arguments: [kind, mrn]) else { return nil }
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM orders WHERE kind = ? AND mrn = ?"), arguments: [kind, mrn]) else { return nil }
         return order(row)
     }
 
@@ -234,7 +243,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func recordQuery(kind: String, mrn: String, gatewayStatus: Int?, state: OrderState?, gatewayCode: String?, nextQueryAt: Millis?, flag: String?, at: Millis) async throws {
-        try await pool.write { db in
+        try await writes.write(durable: false) { db in
             try db.execute(sql: """
                 UPDATE orders SET
                     last_gateway_status = COALESCE(?, last_gateway_status),
@@ -260,15 +269,15 @@ public final class SQLiteLedger: Ledger {
     // MARK: Settlements
 
     public func apply(_ settlement: Settlement, eventID: String) async throws -> SettlementOutcome {
-        try await pool.write { db in
+        try await writes.write(durable: durableCommits) { db in
             let existing = try Self.fetchOrder(db, kind: settlement.kind, mrn: settlement.mrn)
             if let refusal = settlement.check(existing) { return .refused(reason: refusal.reason, detail: refusal.detail) }
             let outcome: OrderState = settlement.succeeded ? .succeeded : .failed
             func receipt(duplicate: Bool) throws {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO callback_receipts (kind, mrn, outcome, source, duplicate, body, source_address, received_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [settlement.kind, settlement.mrn, outcome.rawValue, settlement.source, duplicate, settlement.rawBody, settlement.sourceAddress, settlement.at])
+                    """).execute(arguments: [settlement.kind, settlement.mrn, outcome.rawValue, settlement.source, duplicate, settlement.rawBody, settlement.sourceAddress, settlement.at])
             }
             if let existing, existing.state.isSettled {
                 try receipt(duplicate: true)
@@ -279,29 +288,29 @@ public final class SQLiteLedger: Ledger {
                 return .contradiction(existing: existing.state)
             }
             if existing != nil {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE orders SET state = ?, settled_source = ?, paid_amount = ?, settled_at = ?, updated_at = ?, next_query_at = NULL
                     WHERE kind = ? AND mrn = ?
-                    """, arguments: [outcome.rawValue, settlement.source, settlement.paidAmount, settlement.at, settlement.at, settlement.kind, settlement.mrn])
+                    """).execute(arguments: [outcome.rawValue, settlement.source, settlement.paidAmount, settlement.at, settlement.at, settlement.kind, settlement.mrn])
             } else {
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     INSERT INTO orders (kind, mrn, amount, state, settled_source, paid_amount, known, created_at, updated_at, settled_at)
                     VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
-                    """, arguments: [settlement.kind, settlement.mrn, settlement.orderAmount, outcome.rawValue, settlement.source, settlement.paidAmount,
+                    """).execute(arguments: [settlement.kind, settlement.mrn, settlement.orderAmount, outcome.rawValue, settlement.source, settlement.paidAmount,
                                      settlement.at, settlement.at, settlement.at])
             }
             try receipt(duplicate: false)
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO outbox_events (id, type, kind, mrn, body, notify_url, status, next_attempt_at, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)
-                """, arguments: [eventID, settlement.eventType, settlement.kind, settlement.mrn, settlement.payload(existing), existing?.notifyUrl,
+                """).execute(arguments: [eventID, settlement.eventType, settlement.kind, settlement.mrn, settlement.payload(existing), existing?.notifyUrl,
                                  settlement.at, settlement.at])
             return .emitted(eventID: eventID)
         }
     }
 
     public func recordRejection(_ r: RejectedCallback) async throws {
-        try await pool.write { db in
+        try await writes.write(durable: false) { db in
             try db.execute(sql: """
                 INSERT INTO rejected_callbacks (kind, mrn, reason, detail, source_address, body, at) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [r.kind, r.mrn, r.reason, r.detail, r.sourceAddress, String(r.body.prefix(4096)), r.at])
@@ -333,7 +342,7 @@ public final class SQLiteLedger: Ledger {
 
     public func claimDueEvents(now: Millis, lease: Millis, limit: Int, excluding: Set<String>) async throws -> [OutboxEvent] {
         guard limit > 0 else { return [] }
-        return try await pool.write { db in
+        return try await writes.write(durable: false) { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT * FROM outbox_events
                 WHERE status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)
@@ -348,31 +357,31 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func finishAttempt(_ attempt: DeliveryAttempt, next: NextStep) async throws {
-        try await pool.write { db in
-            try db.execute(sql: """
+        try await writes.write(durable: false) { db in
+            try db.cachedStatement(sql: """
                 INSERT INTO delivery_attempts (event_id, attempt, url, status_code, error, duration_ms, at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [attempt.eventID, attempt.attempt, attempt.url, attempt.statusCode, attempt.error, attempt.durationMillis, attempt.at])
+                """).execute(arguments: [attempt.eventID, attempt.attempt, attempt.url, attempt.statusCode, attempt.error, attempt.durationMillis, attempt.at])
             switch next {
             case .delivered:
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE outbox_events SET status = 'delivered', attempts = attempts + 1, claimed_until = NULL, next_attempt_at = NULL,
                     last_error = NULL, delivered_at = ? WHERE id = ?
-                    """, arguments: [attempt.at, attempt.eventID])
+                    """).execute(arguments: [attempt.at, attempt.eventID])
             case .retry(let at):
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE outbox_events SET attempts = attempts + 1, claimed_until = NULL, next_attempt_at = ?, last_error = ? WHERE id = ?
-                    """, arguments: [at, attempt.error ?? attempt.statusCode.map { "HTTP \($0)" }, attempt.eventID])
+                    """).execute(arguments: [at, attempt.error ?? attempt.statusCode.map { "HTTP \($0)" }, attempt.eventID])
             case .fail(let reason):
-                try db.execute(sql: """
+                try db.cachedStatement(sql: """
                     UPDATE outbox_events SET status = 'failed', attempts = attempts + 1, claimed_until = NULL, next_attempt_at = NULL,
                     last_error = ? WHERE id = ?
-                    """, arguments: [reason, attempt.eventID])
+                    """).execute(arguments: [reason, attempt.eventID])
             }
         }
     }
 
     public func failEvent(id: String, reason: String, at: Millis) async throws {
-        try await pool.write { db in
+        try await writes.write(durable: false) { db in
             try db.execute(sql: """
                 UPDATE outbox_events SET status = 'failed', claimed_until = NULL, next_attempt_at = NULL, last_error = ? WHERE id = ?
                 """, arguments: [reason, id])
@@ -414,7 +423,7 @@ public final class SQLiteLedger: Ledger {
     }
 
     public func redeliver(id: String, at: Millis) async throws -> OutboxEvent? {
-        try await pool.write { db in
+        try await writes.write(durable: false) { db in
             try db.execute(sql: """
                 UPDATE outbox_events SET status = 'pending', schedule_base = attempts, next_attempt_at = ?, claimed_until = NULL, last_error = NULL
                 WHERE id = ?

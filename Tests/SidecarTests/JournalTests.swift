@@ -1,6 +1,7 @@
 import CurlHTTP
 import Foundation
-import Ledger
+import GRDB
+@testable import Ledger
 import Sidecar
 import TestSupport
 import Testing
@@ -205,6 +206,34 @@ struct LedgerTests {
     func settlement(_ mrn: String, succeeded: Bool, at: Millis) -> Settlement {
         Settlement(kind: "payout", mrn: mrn, succeeded: succeeded, source: "query", eventType: "payout.\(succeeded ? "succeeded" : "failed")",
                    paidAmount: nil, orderAmount: "1", rawBody: nil, sourceAddress: nil, at: at) { _ in "{}" }
+    }
+
+    @Test("group commit: concurrent settlements share commits, each answered after its own; a failing write rolls back only itself")
+    func groupCommit() async throws {
+        let l = try ledger()
+        let count = 300
+        let outcomes = try await withThrowingTaskGroup(of: SettlementOutcome.self) { group in
+            for n in 0..<count {
+                group.addTask { try await l.apply(self.settlement("P-group-\(n)", succeeded: true, at: 1), eventID: "evt_group_\(n)") }
+            }
+            group.addTask {
+                // A write that fails inside the same batches: only its own savepoint is rolled back.
+                do {
+                    _ = try await l.writes.write(durable: true) { db -> Int in
+                        try db.execute(sql: "INSERT INTO orders (kind, mrn, amount, state, created_at, updated_at) VALUES ('payout', 'P-doomed', '1', 'pending', 1, 1)")
+                        try db.execute(sql: "INSERT INTO no_such_table VALUES (1)")
+                        return 0
+                    }
+                    Issue.record("the failing write succeeded")
+                } catch {}
+                return .duplicate
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(outcomes.filter { if case .emitted = $0 { true } else { false } }.count == count)
+        #expect(try await l.events(EventQuery(limit: 1000)).count == count, "every settlement's event is stored")
+        #expect(try await l.order(kind: "payout", mrn: "P-doomed") == nil, "the failed write left nothing")
+        #expect(l.writes.commits < count, "\(l.writes.commits) commits for \(count) writes: grouped")
     }
 
     @Test("a contradicting outcome is recorded and flagged, never overwritten")

@@ -1,0 +1,122 @@
+import GRDB
+import Synchronization
+
+/// Group commit: writes that arrive while a commit is under way wait for it, then go to the disk together in
+/// one transaction and one sync, each in a savepoint of its own (one failing rolls back only itself).
+///
+/// Every caller is answered only after the commit that holds its write returned, so a callback's `success`
+/// still follows its own durable commit; under load many of them share the cost of one `fsync`. A lone write
+/// goes at once: there is no waiting to fill a batch.
+///
+/// A write is `durable` (its commit waits for the disk: `synchronous = FULL`) or not (`NORMAL`: in WAL mode
+/// safe against a crash of the process, not against a power loss). A batch holding one durable write is
+/// committed durably, and a durable commit also makes every earlier commit durable.
+final class GroupCommit: Sendable {
+    private let pool: DatabasePool
+    private let maxBatch: Int
+    private struct State {
+        var queue: [any GroupCommitJob] = []
+        var writing = false
+        /// The connection's current `synchronous` setting (only the draining task changes it).
+        var synchronousFull: Bool?
+    }
+    private let state = Mutex(State())
+    private let commitCount = Atomic<Int>(0)
+
+    /// How many transactions were committed (fewer than the writes when they were grouped).
+    var commits: Int { commitCount.load(ordering: .relaxed) }
+
+    init(pool: DatabasePool, maxBatch: Int = 256) {
+        self.pool = pool
+        self.maxBatch = maxBatch
+    }
+
+    func write<T: Sendable>(durable: Bool, _ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let job = Job(durable: durable, work: work, continuation: continuation)
+            let startWriter = state.withLock { state -> Bool in
+                state.queue.append(job)
+                if state.writing { return false }
+                state.writing = true
+                return true
+            }
+            if startWriter { drain() }
+        }
+    }
+
+    /// Commits batches until the queue is empty, on the database's writer itself (no task hop per batch;
+    /// callers are resumed from there once their commit returned).
+    private func drain() {
+        pool.asyncWriteWithoutTransaction { db in
+            while true {
+                let (jobs, current) = self.state.withLock { state -> ([any GroupCommitJob], Bool?) in
+                    guard !state.queue.isEmpty else {
+                        state.writing = false
+                        return ([], nil)
+                    }
+                    let batch = Array(state.queue.prefix(self.maxBatch))
+                    state.queue.removeFirst(batch.count)
+                    return (batch, state.synchronousFull)
+                }
+                if jobs.isEmpty { return }
+                let durable = jobs.contains { $0.durable }
+                do {
+                    if current != durable {
+                        try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+                        self.state.withLock { $0.synchronousFull = durable }
+                    }
+                    try db.inTransaction {
+                        for job in jobs { job.run(db) }
+                        return .commit
+                    }
+                    self.commitCount.add(1, ordering: .relaxed)
+                    for job in jobs { job.finish(commitError: nil) }
+                } catch {
+                    for job in jobs { job.finish(commitError: error) }
+                }
+            }
+        }
+    }
+
+    private final class Job<T: Sendable>: GroupCommitJob, @unchecked Sendable {
+        // @unchecked: `result` is written in `run` on the database's writer and read in `finish` after the
+        // commit returned, by the one task that drains the queue.
+        let durable: Bool
+        let work: @Sendable (Database) throws -> T
+        let continuation: CheckedContinuation<T, any Error>
+        var result: Result<T, any Error>?
+
+        init(durable: Bool, work: @escaping @Sendable (Database) throws -> T, continuation: CheckedContinuation<T, any Error>) {
+            self.durable = durable
+            self.work = work
+            self.continuation = continuation
+        }
+
+        func run(_ db: Database) {
+            do {
+                var value: T?
+                try db.inSavepoint {
+                    value = try work(db)
+                    return .commit
+                }
+                result = .success(value!)
+            } catch {
+                result = .failure(error)
+            }
+        }
+
+        func finish(commitError: (any Error)?) {
+            if let commitError {
+                continuation.resume(throwing: commitError)
+            } else {
+                continuation.resume(with: result ?? .failure(LedgerError("a batched write did not run")))
+            }
+        }
+    }
+}
+
+private protocol GroupCommitJob: AnyObject, Sendable {
+    var durable: Bool { get }
+    func run(_ db: Database)
+    func finish(commitError: (any Error)?)
+}
