@@ -30,7 +30,7 @@ final class WebhookDispatcher: Service, Sendable {
     private let inFlight = Mutex<[String: String]>([:])  // event id -> target URL
 
     init(ledger: any Ledger, http: CurlClient, policy: RetryPolicy, signer: @escaping @Sendable () -> WebhookSigner?, defaultURL: String?, timeout: Duration,
-         metrics: SidecarMetrics? = nil, logger: Logger, maxConcurrent: Int = 32, perTargetLimit: Int = 8) {
+         metrics: SidecarMetrics? = nil, logger: Logger, maxConcurrent: Int = 32, perTargetLimit: Int = 16) {
         self.ledger = ledger
         self.http = http
         self.policy = policy
