@@ -5,8 +5,8 @@ import Webhooks
 
 /// Where the sidecar keeps its durable state.
 public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
-    /// A SQLite file (created if missing). `durable`: every commit reaches the disk before it counts
-    /// (`synchronous=FULL`, the default); `?synchronous=normal` in the URL trades that for speed.
+    /// A SQLite file (created if missing). `durable` (the default): a callback's commit reaches the disk
+    /// before it is acknowledged (`synchronous=FULL`); `?synchronous=normal` in the URL trades that for speed.
     case sqlite(path: String, durable: Bool)
     /// A PostgreSQL URL; it may hold a password, so it never prints.
     case postgres(Secret)
