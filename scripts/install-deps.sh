@@ -9,7 +9,7 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ! command -v swift >/dev/null 2>&1; then
-  echo "install-deps: swift is not on PATH; install Swift 6.1 or newer first (https://www.swift.org/install/)" >&2
+  echo "install-deps: swift is not on PATH; install Swift 6.2 or newer first (https://www.swift.org/install/)" >&2
   exit 2
 fi
 # The tests verify the sidecar's webhooks with the independent Python package standardwebhooks, and its
