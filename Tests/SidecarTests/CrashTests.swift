@@ -139,7 +139,7 @@ struct CrashTests {
             var environment = sidecar.environment
             environment["PAYSIDECAR_LISTEN"] = "127.0.0.1:\(try await uniqueTestPort())"
             environment["PAYSIDECAR_CALLBACK_LISTEN"] = "127.0.0.1:\(try await uniqueTestPort())"
-            let second = try await runSidecar([], environment: environment)
+            let second = try await runTool([], environment: environment)
             #expect(second.status == 2)
             #expect(second.stderr.hasPrefix("pay-sidecar: PAYSIDECAR_DATABASE_URL:"))
             #expect(second.stderr.contains("in use by another pay-sidecar process"))

@@ -9,10 +9,6 @@ func paySidecarBinary() -> URL {
     return root.appendingPathComponent(".build/debug/pay-sidecar")
 }
 
-func runSidecar(_ arguments: [String], environment: [String: String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-    try await runTool(arguments, environment: environment)
-}
-
 let goodEnvironment = [
     "PAYSIDECAR_GATEWAY_URL": "http://127.0.0.1:1",
     "PAYSIDECAR_APP_KEY": "mch_1",
@@ -33,7 +29,7 @@ struct StartupTests {
     func badSettings(arguments: [String], overrides: [String: String], setting: String) async throws {
         var environment = goodEnvironment
         for (k, v) in overrides { environment[k] = v.isEmpty ? nil : v }
-        let result = try await runSidecar(arguments, environment: environment)
+        let result = try await runTool(arguments, environment: environment)
         #expect(result.status == 2)
         let lines = result.stderr.split(separator: "\n")
         #expect(lines.count == 1, "\(result.stderr)")
@@ -44,10 +40,10 @@ struct StartupTests {
 
     @Test("--help documents every subcommand and every setting's flag and variable")
     func help() async throws {
-        let top = try await runSidecar(["--help"], environment: [:])
+        let top = try await runTool(["--help"], environment: [:])
         #expect(top.status == 0)
         #expect(top.stdout.contains("serve") && top.stdout.contains("demo"))
-        let serve = try await runSidecar(["serve", "--help"], environment: [:])
+        let serve = try await runTool(["serve", "--help"], environment: [:])
         for variable in ["PAYSIDECAR_GATEWAY_URL", "PAYSIDECAR_APP_KEY", "PAYSIDECAR_SECRET_KEY", "PAYSIDECAR_PUBLIC_URL", "PAYSIDECAR_LISTEN",
                          "PAYSIDECAR_CALLBACK_LISTEN", "PAYSIDECAR_API_TOKEN", "PAYSIDECAR_WEBHOOK_URL", "PAYSIDECAR_WEBHOOK_SECRET",
                          "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE", "PAYSIDECAR_WEBHOOK_TIMEOUT", "PAYSIDECAR_DATABASE_URL",
@@ -57,7 +53,7 @@ struct StartupTests {
             #expect(serve.stdout.contains(variable), "\(variable)")
         }
         #expect(serve.stdout.contains("--callback-allowed-ips"))
-        #expect(try await runSidecar(["demo", "--help"], environment: [:]).stdout.contains("--gateway-listen"))
+        #expect(try await runTool(["demo", "--help"], environment: [:]).stdout.contains("--gateway-listen"))
     }
 
     @Test("serve starts both listeners, logs JSON without the secret, and exits 0 on SIGTERM")

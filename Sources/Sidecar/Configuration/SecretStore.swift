@@ -46,6 +46,12 @@ public final class SecretStore: Sendable {
     private struct Previous<Value: Sendable>: Sendable {
         var value: Value
         var until: ContinuousClock.Instant
+
+        /// The value while its grace period lasts, else nothing.
+        static func valid(_ previous: Previous?, at instant: ContinuousClock.Instant) -> [Value] {
+            guard let previous, previous.until > instant else { return [] }
+            return [previous.value]
+        }
     }
 
     private struct State: Sendable {
@@ -75,7 +81,7 @@ public final class SecretStore: Sendable {
     public var merchantVerifying: [MerchantSecret] {
         let at = now()
         return state.withLock { state in
-            [state.current.merchant] + (state.merchant.flatMap { $0.until > at ? [$0.value] : nil } ?? [])
+            [state.current.merchant] + Previous.valid(state.merchant, at: at)
         }
     }
 
@@ -85,7 +91,7 @@ public final class SecretStore: Sendable {
         let at = now()
         return state.withLock { state in
             guard let current = state.current.webhook else { return nil }
-            return WebhookSigner(secrets: [current] + (state.webhook.flatMap { $0.until > at ? [$0.value] : nil } ?? []))
+            return WebhookSigner(secrets: [current] + Previous.valid(state.webhook, at: at))
         }
     }
 
@@ -94,7 +100,7 @@ public final class SecretStore: Sendable {
         let at = now()
         return state.withLock { state in
             guard let current = state.current.apiToken else { return [] }
-            return [current] + (state.apiToken.flatMap { $0.until > at ? [$0.value] : nil } ?? [])
+            return [current] + Previous.valid(state.apiToken, at: at)
         }
     }
 
