@@ -117,7 +117,8 @@ struct ObservabilityTests {
 
     @Test("outbox depth and the oldest undelivered event's age follow a receiver that is down")
     func outboxGauges() async throws {
-        try await withSidecar { (e2e: E2E) async throws in
+        // Retries a second apart: no event can exhaust its schedule (and leave `pending`) before the scrape.
+        try await withSidecar(settings: ["PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE": "1s,1s,1s,1s,1s"]) { (e2e: E2E) async throws in
             e2e.receiverAnswers.setFallback(TestHTTPResponse(status: 503, text: "down"))
             for n in 0..<3 { #expect(try await e2e.callback("deposit", depositCallbackForm(mrn: "D-gauge-\(n)")).bodyText == "success") }
             try await Task.sleep(for: .milliseconds(300))
