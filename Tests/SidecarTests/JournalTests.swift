@@ -92,9 +92,11 @@ struct JournalTests {
 
     @Test("a timed-out payout is resolved by the reconciler to succeeded, paid once (the balance proves it)")
     func timedOutPayout() async throws {
-        try await withSidecar(settings: noCallbacks.merging(["PAYSIDECAR_GATEWAY_TIMEOUT": "300ms"]) { $1 }) { (e2e: E2E) async throws in
+        try await withSidecar(settings: noCallbacks.merging(["PAYSIDECAR_GATEWAY_TIMEOUT": "1s"]) { $1 }) { (e2e: E2E) async throws in
+            // The timeout leaves time for the create to reach the simulator even on a loaded machine (with 300 ms
+            // it sometimes had not arrived yet: the reconciler then rightly found no order and sent it again).
             let before = try await e2e.simBalance()
-            try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"delay","value":"2s","count":1}"#)
+            try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"delay","value":"3s","count":1}"#)
             let body = #"{"mrn":"P-timeout","amount":100,"bankName":"b","accountName":"a","accountNumber":"1"}"#
             let timedOut = try await e2e.post("/v1/payouts", json: body)
             #expect(timedOut.status == 504)

@@ -150,7 +150,7 @@ func withSidecar<R: Sendable>(
             "PAYSIDECAR_WEBHOOK_SECRET": TestMerchant.webhookSecret,
             "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE": "100ms,100ms,100ms,100ms,100ms",
             "PAYSIDECAR_WEBHOOK_TIMEOUT": "2s",
-            "PAYSIDECAR_GATEWAY_TIMEOUT": "2s",
+            "PAYSIDECAR_GATEWAY_TIMEOUT": "5s",  // generous: a loaded CI machine must not turn a slow answer into a 504
             "PAYSIDECAR_LOG_LEVEL": "trace",
         ]
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sidecar-test-\(UUID().uuidString)")
