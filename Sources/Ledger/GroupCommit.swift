@@ -10,7 +10,8 @@ import Synchronization
 ///
 /// A write is `durable` (its commit waits for the disk: `synchronous = FULL`) or not (`NORMAL`: in WAL mode
 /// safe against a crash of the process, not against a power loss). A batch holding one durable write is
-/// committed durably, and a durable commit also makes every earlier commit durable.
+/// committed durably, and a durable commit also makes every earlier commit durable. A write that is not
+/// durable and finds the writer idle is committed on the caller's thread (see `writeInlineIfIdle`).
 final class GroupCommit: Sendable {
     private let pool: DatabasePool
     private let maxBatch: Int
@@ -32,7 +33,8 @@ final class GroupCommit: Sendable {
     }
 
     func write<T: Sendable>(durable: Bool, _ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+        if !durable, case .done(let result) = writeInlineIfIdle(work) { return try result.get() }
+        return try await withCheckedThrowingContinuation { continuation in
             let job = Job(durable: durable, work: work, continuation: continuation)
             let startWriter = state.withLock { state -> Bool in
                 state.queue.append(job)
@@ -42,6 +44,47 @@ final class GroupCommit: Sendable {
             }
             if startWriter { drain() }
         }
+    }
+
+    private enum Inline<T> { case done(Result<T, any Error>), busy }
+
+    /// A write that is not `durable` and finds the writer idle commits at once on the caller's thread (GRDB's
+    /// synchronous write runs on the calling thread when its queue is free): no hand-off to the writer queue
+    /// and back, each a thread wake-up that costs more than the commit itself on a small machine. A
+    /// `NORMAL` commit in WAL mode is an append to the log, short enough to run on a concurrency thread;
+    /// durable commits wait for the disk and always go through the writer queue. Writes that arrive
+    /// meanwhile are queued and committed together by the writer queue afterwards.
+    private func writeInlineIfIdle<T>(_ work: (Database) throws -> T) -> Inline<T> {
+        let current = state.withLock { state -> Bool?? in
+            if state.writing { return .none }
+            state.writing = true
+            return .some(state.synchronousFull)
+        }
+        guard let current else { return .busy }
+        let result = Result { () throws -> T in
+            try pool.writeWithoutTransaction { db -> T in
+                if current != false {
+                    try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                    self.state.withLock { $0.synchronousFull = false }
+                }
+                var value: T?
+                try db.inTransaction {
+                    value = try work(db)
+                    return .commit
+                }
+                self.commitCount.add(1, ordering: .relaxed)
+                return value!
+            }
+        }
+        let more = state.withLock { state -> Bool in
+            if state.queue.isEmpty {
+                state.writing = false
+                return false
+            }
+            return true
+        }
+        if more { drain() }
+        return .done(result)
     }
 
     /// Commits batches until the queue is empty, on the database's writer itself (no task hop per batch;

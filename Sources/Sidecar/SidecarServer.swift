@@ -209,7 +209,9 @@ struct ListenerService<App: ApplicationProtocol>: Service {
     let ports: PortBox
     func run() async throws {
         do {
-            try await app.runService(gracefulShutdownSignals: [])
+            try await withTaskExecutorPreference(EventLoopTaskExecutor(group: app.eventLoopGroup)) {
+                try await app.runService(gracefulShutdownSignals: [])
+            }
         } catch {
             ports.fail(error)
             throw error

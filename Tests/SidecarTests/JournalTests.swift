@@ -238,6 +238,33 @@ struct LedgerTests {
         #expect(l.writes.commits < count, "\(l.writes.commits) commits for \(count) writes: grouped")
     }
 
+    @Test("a lone journal write commits on the caller's thread; a durable one on the writer queue; a failing one rolls back and throws")
+    func inlineWrite() async throws {
+        let l = try ledger()
+        // No suspension between reading the thread and the write's work unless the write hands off.
+        let caller = UInt(pthread_self())
+        let inline = try await l.writes.write(durable: false) { db -> UInt in
+            try db.execute(sql: "INSERT INTO orders (kind, mrn, amount, state, created_at, updated_at) VALUES ('payout', 'P-inline', '1', 'pending', 1, 1)")
+            return UInt(pthread_self())
+        }
+        #expect(inline == caller, "committed where it was called")
+        #expect(try await l.order(kind: "payout", mrn: "P-inline") != nil)
+        let before = UInt(pthread_self())
+        let durable = try await l.writes.write(durable: true) { _ in UInt(pthread_self()) }
+        #expect(durable != before, "a durable commit waits for the disk on the database's own queue")
+        do {
+            _ = try await l.writes.write(durable: false) { db -> Int in
+                try db.execute(sql: "INSERT INTO orders (kind, mrn, amount, state, created_at, updated_at) VALUES ('payout', 'P-doomed', '1', 'pending', 1, 1)")
+                try db.execute(sql: "INSERT INTO no_such_table VALUES (1)")
+                return 0
+            }
+            Issue.record("the failing write succeeded")
+        } catch {}
+        #expect(try await l.order(kind: "payout", mrn: "P-doomed") == nil, "the failed write left nothing")
+        #expect(try await l.beginOrder(OrderRecord(kind: "payout", mrn: "P-after", amount: "1", channelId: nil, notifyUrl: nil, state: .pending, createdAt: 1, updatedAt: 1)) == .inserted,
+                "the writer is free again")
+    }
+
     @Test("a contradicting outcome is recorded and flagged, never overwritten")
     func contradiction() async throws {
         let l = try ledger()

@@ -67,11 +67,13 @@ struct RequestLogMiddleware: RouterMiddleware {
         {
             return given
         }
-        var rng = SystemRandomNumberGenerator()
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        let digits: [UInt8] = (0..<16).map { _ in
-            let nibble: UInt8 = rng.next() & 0xF
-            return hex[Int(nibble)]
+        // 64 random bits as 16 hex digits: one draw from the system's generator (one getrandom call).
+        var bits = UInt64.random(in: .min ... .max)
+        let hex: StaticString = "0123456789abcdef"
+        var digits = [UInt8](repeating: 0, count: 16)
+        for index in 0..<16 {
+            digits[index] = hex.utf8Start[Int(bits & 0xF)]
+            bits >>= 4
         }
         return String(decoding: digits, as: UTF8.self)
     }

@@ -212,6 +212,3 @@ enum EventBody {
 }
 
 /// `2026-11-28T21:32:12.345Z`.
-func rfc3339(_ millis: Millis) -> String {
-    Date(timeIntervalSince1970: Double(millis) / 1000).formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-}

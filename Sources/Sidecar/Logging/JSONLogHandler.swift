@@ -22,7 +22,9 @@ public struct JSONLogHandler: LogHandler {
         var line: [UInt8] = []
         line.reserveCapacity(256)
         line.append(contentsOf: #"{"ts":"#.utf8)
-        JSONValue.writeString(Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)), into: &line)
+        line.append(UInt8(ascii: "\""))
+        line.append(contentsOf: rfc3339(nowMillis()).utf8)
+        line.append(UInt8(ascii: "\""))
         line.append(contentsOf: #","level":"#.utf8)
         JSONValue.writeString(event.level.rawValue, into: &line)
         line.append(contentsOf: #","msg":"#.utf8)
