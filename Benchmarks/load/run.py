@@ -236,7 +236,11 @@ def main():
         sidecar.wait_ready()
         time.sleep(1)
         results["idle_rss_mb"] = rss_kb(sidecar.process.pid) / 1024
-        log(f"idle RSS {results['idle_rss_mb']:.1f} MB")
+        # RSS is mostly the binary's clean, shared, file-backed pages (its code, mapped from the page cache);
+        # the anonymous part is the process's own memory (heap, stacks).
+        results["idle_rss_anon_mb"] = rss_kb(sidecar.process.pid, "RssAnon") / 1024
+        results["idle_rss_file_mb"] = rss_kb(sidecar.process.pid, "RssFile") / 1024
+        log(f"idle RSS {results['idle_rss_mb']:.1f} MB (anonymous {results['idle_rss_anon_mb']:.1f}, file-backed {results['idle_rss_file_mb']:.1f})")
 
         urls = {
             "direct": {"payout": f"http://127.0.0.1:{STUB}/api/Payouts/Create", "deposit": f"http://127.0.0.1:{STUB}/api/Pay/Create"},
@@ -260,6 +264,7 @@ def main():
                         f"  c32 {many['rps']:.0f}/s  errors {one['non2xx'] + many['non2xx'] + one['socket_errors'] + many['socket_errors']}")
         results["runs"] = runs
         results["sidecar_peak_rss_mb"] = rss_kb(sidecar.process.pid, "VmHWM") / 1024
+        results["sidecar_rss_anon_after_load_mb"] = rss_kb(sidecar.process.pid, "RssAnon") / 1024
         results["nginx_proxy_peak_rss_mb"] = sum(rss_kb(pid, "VmHWM") for pid in nginx_pids(proxy_pid)) / 1024
 
         summary = {}

@@ -260,6 +260,10 @@ public protocol Ledger: Sendable {
     /// True when the storage answers.
     func isHealthy() async -> Bool
 
+    /// Background housekeeping of the storage (for SQLite, copying the write-ahead log into the database
+    /// file), called about once a second so that requests never wait for it.
+    func checkpoint() async throws -> (logPages: Int, checkpointedPages: Int)
+
     /// Journals a new order, or returns the one already journaled under its mrn (changing nothing).
     func beginOrder(_ order: OrderRecord) async throws -> OrderBegin
     /// Takes over a journaled order whose earlier create never reached the gateway (`rejected` with
