@@ -261,7 +261,7 @@ public protocol Ledger: Sendable {
     func isHealthy() async -> Bool
 
     /// Background housekeeping of the storage (for SQLite, copying the write-ahead log into the database
-    /// file), called about once a second so that requests never wait for it.
+    /// file), called every 100 ms or so, so that requests never wait for it.
     func checkpoint() async throws -> (logPages: Int, checkpointedPages: Int)
 
     /// Journals a new order, or returns the one already journaled under its mrn (changing nothing).

@@ -28,7 +28,7 @@ public final class SQLiteLedger: Ledger {
 
     /// The log size (in 4 KiB pages) at which a commit copies the log into the database itself, fsyncs
     /// included. SQLite's default is 1,000 (a stall every few hundred creates); this is a backstop for a
-    /// process that does not call `checkpoint()`: the server does so every second.
+    /// process that does not call `checkpoint()`: the server does so every 100 ms.
     public static let autoCheckpointPages = 10_000
 
     /// Keeps at most this many refused callbacks.

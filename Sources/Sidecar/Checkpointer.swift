@@ -5,7 +5,9 @@ import ServiceLifecycle
 /// Copies the journal's write-ahead log into the database file every `interval`, off the request path.
 ///
 /// Left to SQLite, the commit that grows the log past its threshold does the copy and its fsyncs itself:
-/// under steady traffic every few hundredth create waited milliseconds for the disk (the load harness's p99).
+/// under steady traffic every few hundredth create waited milliseconds for the disk. The server runs it every
+/// 100 ms: measured at one connection, p90 4.3 → 1.0 ms and p99 17 → 3–6 ms; once a second made each copy (and
+/// its fsync, which a concurrent commit can wait behind) so large that p99 rose to tens of milliseconds.
 struct Checkpointer: Service {
     let ledger: any Ledger
     let interval: Duration

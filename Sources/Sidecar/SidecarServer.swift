@@ -83,7 +83,7 @@ public final class SidecarServer: Sendable {
     /// The services to run, in start order: the HTTP client, the webhook dispatcher, the reconciler, the
     /// journal checkpointer, the secret file watcher, the callback listener, the internal API. Shutdown runs in reverse: the listeners stop taking requests first, the client last.
     public var services: [any Service] {
-        [http, dispatcher, reconciler, Checkpointer(ledger: ledger, interval: .seconds(1), logger: logger), SecretFileWatcher(server: self),
+        [http, dispatcher, reconciler, Checkpointer(ledger: ledger, interval: .milliseconds(100), logger: logger), SecretFileWatcher(server: self),
          ListenerService(app: callbackApp, ports: ports), ListenerService(app: internalApp, ports: ports)]
     }
 
