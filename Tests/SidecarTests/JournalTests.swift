@@ -210,6 +210,18 @@ struct LedgerTests {
                    paidAmount: nil, orderAmount: "1", rawBody: nil, sourceAddress: nil, at: at) { _ in "{}" }
     }
 
+    /// A write that inserts the order P-doomed, then fails: it must throw (and, the callers check, leave nothing).
+    func failingWrite(_ l: SQLiteLedger, durable: Bool) async {
+        do {
+            _ = try await l.writes.write(durable: durable) { db -> Int in
+                try db.execute(sql: "INSERT INTO orders (kind, mrn, amount, state, created_at, updated_at) VALUES ('payout', 'P-doomed', '1', 'pending', 1, 1)")
+                try db.execute(sql: "INSERT INTO no_such_table VALUES (1)")
+                return 0
+            }
+            Issue.record("the failing write succeeded")
+        } catch {}
+    }
+
     @Test("group commit: concurrent settlements share commits, each answered after its own; a failing write rolls back only itself")
     func groupCommit() async throws {
         let l = try ledger()
@@ -220,14 +232,7 @@ struct LedgerTests {
             }
             group.addTask {
                 // A write that fails inside the same batches: only its own savepoint is rolled back.
-                do {
-                    _ = try await l.writes.write(durable: true) { db -> Int in
-                        try db.execute(sql: "INSERT INTO orders (kind, mrn, amount, state, created_at, updated_at) VALUES ('payout', 'P-doomed', '1', 'pending', 1, 1)")
-                        try db.execute(sql: "INSERT INTO no_such_table VALUES (1)")
-                        return 0
-                    }
-                    Issue.record("the failing write succeeded")
-                } catch {}
+                await self.failingWrite(l, durable: true)
                 return .duplicate
             }
             return try await group.reduce(into: []) { $0.append($1) }
@@ -252,14 +257,7 @@ struct LedgerTests {
         let before = UInt(pthread_self())
         let durable = try await l.writes.write(durable: true) { _ in UInt(pthread_self()) }
         #expect(durable != before, "a durable commit waits for the disk on the database's own queue")
-        do {
-            _ = try await l.writes.write(durable: false) { db -> Int in
-                try db.execute(sql: "INSERT INTO orders (kind, mrn, amount, state, created_at, updated_at) VALUES ('payout', 'P-doomed', '1', 'pending', 1, 1)")
-                try db.execute(sql: "INSERT INTO no_such_table VALUES (1)")
-                return 0
-            }
-            Issue.record("the failing write succeeded")
-        } catch {}
+        await failingWrite(l, durable: false)
         #expect(try await l.order(kind: "payout", mrn: "P-doomed") == nil, "the failed write left nothing")
         #expect(try await l.beginOrder(OrderRecord(kind: "payout", mrn: "P-after", amount: "1", channelId: nil, notifyUrl: nil, state: .pending, createdAt: 1, updatedAt: 1)) == .inserted,
                 "the writer is free again")
