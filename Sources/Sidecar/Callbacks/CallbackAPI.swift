@@ -210,5 +210,3 @@ enum EventBody {
         JSONValue.object(["type": .string(type), "timestamp": .string(rfc3339(at)), "data": .object(data)]).jsonText
     }
 }
-
-/// `2026-11-28T21:32:12.345Z`.

@@ -3,8 +3,9 @@ import Ledger
 /// `2026-11-29T03:28:47.123Z`: an RFC 3339 UTC timestamp with milliseconds, from milliseconds since 1970.
 ///
 /// Plain integer arithmetic (Howard Hinnant's days-to-civil), because every log line carries one: Foundation's
-/// `ISO8601FormatStyle` costs microseconds per call. Same text as
-/// `Date.ISO8601FormatStyle(includingFractionalSeconds: true)`, for any time from year 0 to 9999.
+/// `ISO8601FormatStyle` costs microseconds per call. The text of `Date.ISO8601FormatStyle(includingFractionalSeconds:
+/// true)` for years 0 to 9999, except that the milliseconds are exact (Foundation goes through a `Double` and
+/// prints 0.999 s as `.998`).
 func rfc3339(_ millis: Millis) -> String {
     let (days, msOfDay) = millis.quotientAndRemainderFlooring(by: 86_400_000)
     // Days since 1970-01-01 to a civil date (proleptic Gregorian).
