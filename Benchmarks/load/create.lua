@@ -5,6 +5,18 @@ local counter = 0
 local threads = 0
 local kind, target, prefix
 
+-- The bodies, `%s` standing for the mrn: the sidecar's plain JSON, or what the sidecar sends the gateway.
+local bodies = {
+  sidecar = {
+    payout = '{"mrn":"%s","amount":500,"bankName":"ICBC","accountName":"Zhang San","accountNumber":"6222020200112233445"}',
+    deposit = '{"mrn":"%s","amount":"100.50","channelId":2,"returnUrl":"https://shop.example/return"}',
+  },
+  gateway = {
+    payout = '{"accountName":"Zhang San","accountNumber":"6222020200112233445","amount":500,"appKey":"bench","bankName":"ICBC","callbackUrl":"http://127.0.0.1:19104/callbacks/payout","mrn":"%s","sign":"0123456789abcdef0123456789abcdef"}',
+    deposit = '{"amount":"100.50","appKey":"bench","callbackUrl":"http://127.0.0.1:19104/callbacks/deposit","channelId":2,"mrn":"%s","returnUrl":"https://shop.example/return","sign":"0123456789abcdef0123456789abcdef"}',
+  },
+}
+
 function setup(thread)
   threads = threads + 1
   thread:set("tid", threads)
@@ -21,19 +33,5 @@ end
 function request()
   counter = counter + 1
   local mrn = prefix .. counter
-  local body
-  if target == "sidecar" then
-    if kind == "payout" then
-      body = '{"mrn":"' .. mrn .. '","amount":500,"bankName":"ICBC","accountName":"Zhang San","accountNumber":"6222020200112233445"}'
-    else
-      body = '{"mrn":"' .. mrn .. '","amount":"100.50","channelId":2,"returnUrl":"https://shop.example/return"}'
-    end
-  else
-    if kind == "payout" then
-      body = '{"accountName":"Zhang San","accountNumber":"6222020200112233445","amount":500,"appKey":"bench","bankName":"ICBC","callbackUrl":"http://127.0.0.1:19104/callbacks/payout","mrn":"' .. mrn .. '","sign":"0123456789abcdef0123456789abcdef"}'
-    else
-      body = '{"amount":"100.50","appKey":"bench","callbackUrl":"http://127.0.0.1:19104/callbacks/deposit","channelId":2,"mrn":"' .. mrn .. '","returnUrl":"https://shop.example/return","sign":"0123456789abcdef0123456789abcdef"}'
-    end
-  end
-  return wrk.format(nil, nil, nil, body)
+  return wrk.format(nil, nil, nil, string.format(bodies[target][kind], mrn))
 end

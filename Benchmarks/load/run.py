@@ -32,14 +32,19 @@ SECRET = "bench-merchant-secret"
 APP_KEY = "bench"
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-STUB_CONF = """
-worker_processes 1;
-pid {dir}/stub.pid;
-error_log {dir}/stub-error.log warn;
+# Both nginx instances: the same process settings; `{body}` is the http block's own part.
+NGINX_CONF = """
+worker_processes {workers};
+pid {dir}/{name}.pid;
+error_log {dir}/{name}-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
   access_log off;
   keepalive_requests 1000000;
+{body}}}
+"""
+
+STUB_HTTP = """
   client_body_buffer_size 64k;
   server {{
     listen 127.0.0.1:{stub} backlog=4096;
@@ -48,17 +53,9 @@ http {{
     location = /api/Pay/Create {{ return 200 '{{"success":true,"errorMsg":"","payUrl":"/api/Pay?id=STUB1&channel=2"}}'; }}
     location = /hooks {{ return 204; }}
   }}
-}}
 """
 
-PROXY_CONF = """
-worker_processes auto;
-pid {dir}/proxy.pid;
-error_log {dir}/proxy-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  keepalive_requests 1000000;
+PROXY_HTTP = """
   upstream gateway {{ server 127.0.0.1:{stub}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{proxy} backlog=4096;
@@ -68,7 +65,6 @@ http {{
       proxy_set_header Connection "";
     }}
   }}
-}}
 """
 
 
@@ -101,10 +97,11 @@ def nginx_pids(pid_file):
     return [master] + [int(c) for c in children]
 
 
-def start_nginx(name, template, work):
+def start_nginx(name, workers, http, work):
     conf = os.path.join(work, f"{name}.conf")
     with open(conf, "w") as f:
-        f.write(template.format(dir=work, stub=STUB, proxy=PROXY))
+        body = http.format(stub=STUB, proxy=PROXY)
+        f.write(NGINX_CONF.format(workers=workers, dir=work, name=name, body=body))
     subprocess.run(["nginx", "-c", conf, "-p", work, "-e", os.path.join(work, f"{name}-error.log")], check=True)
     pid_file = os.path.join(work, f"{name}.pid")
     for _ in range(100):
@@ -228,8 +225,8 @@ def main():
     nonce = str(int(time.time()))
     began = time.time()
 
-    stub_pid = start_nginx("stub", STUB_CONF, work)
-    proxy_pid = start_nginx("proxy", PROXY_CONF, work)
+    stub_pid = start_nginx("stub", 1, STUB_HTTP, work)
+    proxy_pid = start_nginx("proxy", "auto", PROXY_HTTP, work)
     sidecar = Sidecar(options.binary, work, database)
     results = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release}, "settings": vars(options)}
     try:

@@ -33,7 +33,7 @@ final class GroupCommit: Sendable {
     }
 
     func write<T: Sendable>(durable: Bool, _ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        if !durable, case .done(let result) = writeInlineIfIdle(work) { return try result.get() }
+        if !durable, let result = writeInlineIfIdle(work) { return try result.get() }
         return try await withCheckedThrowingContinuation { continuation in
             let job = Job(durable: durable, work: work, continuation: continuation)
             let startWriter = state.withLock { state -> Bool in
@@ -46,33 +46,23 @@ final class GroupCommit: Sendable {
         }
     }
 
-    private enum Inline<T> { case done(Result<T, any Error>), busy }
-
     /// A write that is not `durable` and finds the writer idle commits at once on the caller's thread (GRDB's
     /// synchronous write runs on the calling thread when its queue is free): no hand-off to the writer queue
     /// and back, each a thread wake-up that costs more than the commit itself on a small machine. A
     /// `NORMAL` commit in WAL mode is an append to the log, short enough to run on a concurrency thread;
     /// durable commits wait for the disk and always go through the writer queue. Writes that arrive
-    /// meanwhile are queued and committed together by the writer queue afterwards.
-    private func writeInlineIfIdle<T>(_ work: (Database) throws -> T) -> Inline<T> {
+    /// meanwhile are queued and committed together by the writer queue afterwards. Nil when the writer is busy.
+    private func writeInlineIfIdle<T>(_ work: (Database) throws -> T) -> Result<T, any Error>? {
         let current = state.withLock { state -> Bool?? in
             if state.writing { return .none }
             state.writing = true
             return .some(state.synchronousFull)
         }
-        guard let current else { return .busy }
+        guard let current else { return nil }
         let result = Result { () throws -> T in
             try pool.writeWithoutTransaction { db -> T in
-                if current != false {
-                    try db.execute(sql: "PRAGMA synchronous = NORMAL")
-                    self.state.withLock { $0.synchronousFull = false }
-                }
                 var value: T?
-                try db.inTransaction {
-                    value = try work(db)
-                    return .commit
-                }
-                self.commitCount.add(1, ordering: .relaxed)
+                try commit(db, durable: false, current: current) { value = try work(db) }
                 return value!
             }
         }
@@ -84,7 +74,21 @@ final class GroupCommit: Sendable {
             return true
         }
         if more { drain() }
-        return .done(result)
+        return result
+    }
+
+    /// One transaction on the writer's connection, its `synchronous` setting changed first when it differs
+    /// from `current` (the setting as last known; only the holder of `writing` changes it).
+    private func commit(_ db: Database, durable: Bool, current: Bool?, _ body: () throws -> Void) throws {
+        if current != durable {
+            try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            state.withLock { $0.synchronousFull = durable }
+        }
+        try db.inTransaction {
+            try body()
+            return .commit
+        }
+        commitCount.add(1, ordering: .relaxed)
     }
 
     /// Commits batches until the queue is empty, on the database's writer itself (no task hop per batch;
@@ -102,17 +106,10 @@ final class GroupCommit: Sendable {
                     return (batch, state.synchronousFull)
                 }
                 if jobs.isEmpty { return }
-                let durable = jobs.contains { $0.durable }
                 do {
-                    if current != durable {
-                        try db.execute(sql: durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
-                        self.state.withLock { $0.synchronousFull = durable }
-                    }
-                    try db.inTransaction {
+                    try self.commit(db, durable: jobs.contains { $0.durable }, current: current) {
                         for job in jobs { job.run(db) }
-                        return .commit
                     }
-                    self.commitCount.add(1, ordering: .relaxed)
                     for job in jobs { job.finish(commitError: nil) }
                 } catch {
                     for job in jobs { job.finish(commitError: error) }
