@@ -114,9 +114,9 @@ struct CurlClientTests {
 
     @Test("connection refused is .connectFailed, with nothing sent")
     func connectionRefused() async throws {
-        let server = try await TestHTTPServer.start { _ in TestHTTPResponse() }
-        let url = server.baseURL
-        try await server.stop()
+        // A port handed out once per process and checked free, which nothing binds: a stopped server's
+        // ephemeral port could be taken at once by another test's server.
+        let url = "http://127.0.0.1:\(try await uniqueTestPort())/"
         try await CurlClient.withClient(configuration: loopbackConfiguration()) { client in
             let error = await #expect(throws: CurlError.self) { try await client.execute(CurlRequest(url: url)) }
             #expect(error?.kind == .connectFailed)

@@ -15,18 +15,14 @@ struct RunResult {
     var output: String
 }
 
+/// Runs the simulator to completion, its standard output and error together (in a file: no pipe to drain).
 func runToEnd(_ arguments: [String], environment: [String: String] = [:]) throws -> RunResult {
-    let process = Process()
-    process.executableURL = gatewaySimBinary()
-    process.arguments = arguments
-    process.environment = environment
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return RunResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("sim-run-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: output) }
+    let termination = try ChildProcess.run(gatewaySimBinary().path, arguments, environment: environment, output: output.path)
+    guard case .exited(let status) = termination else { throw ChildProcessError("gateway-sim ended with \(termination)") }
+    let data = FileManager.default.contents(atPath: output.path) ?? Data()
+    return RunResult(status: status, output: String(decoding: data, as: UTF8.self))
 }
 
 @Suite("gateway-sim executable")
@@ -63,13 +59,9 @@ struct ExecutableTests {
         let secretFile = FileManager.default.temporaryDirectory.appendingPathComponent("sim-secret-\(port)")
         try "  file-secret \n".write(to: secretFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: secretFile) }
-        let process = Process()
-        process.executableURL = gatewaySimBinary()
-        process.arguments = ["--listen", "127.0.0.1:\(port)", "--app-key", "flag_app"]
-        process.environment = ["GATEWAY_SIM_APP_KEY": "env_app", "GATEWAY_SIM_SECRET_KEY_FILE": secretFile.path]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        let process = try ChildProcess(gatewaySimBinary().path, ["--listen", "127.0.0.1:\(port)", "--app-key", "flag_app"],
+                                       environment: ["GATEWAY_SIM_APP_KEY": "env_app", "GATEWAY_SIM_SECRET_KEY_FILE": secretFile.path])
+        defer { process.terminate() }
         var configuration = CurlClient.Configuration()
         configuration.proxy = .none
         try await CurlClient.withClient(configuration: configuration) { client in
@@ -80,8 +72,6 @@ struct ExecutableTests {
             #expect(answer.bodyText.contains("object_not_found"), "signature accepted with the trimmed file secret and the flag's appKey")
         }
         process.terminate()
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit)
-        #expect(process.terminationStatus == 0)
+        #expect(process.wait() == .exited(0))
     }
 }

@@ -10,7 +10,7 @@ final class SidecarProcess: @unchecked Sendable {
     let api: String
     let callbacks: String
     let logFile: URL
-    var process: Process?
+    var process: ChildProcess?
 
     init(webhookURL: String, settings: [String: String] = [:]) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("crash-\(UUID().uuidString)")
@@ -37,26 +37,17 @@ final class SidecarProcess: @unchecked Sendable {
     }
 
     func start(_ client: CurlClient) async throws {
-        let process = Process()
-        process.executableURL = paySidecarBinary()
-        process.arguments = ["serve"]
-        process.environment = environment
-        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-        let log = try FileHandle(forWritingTo: logFile)
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        self.process = process
+        process = try ChildProcess(paySidecarBinary().path, ["serve"], environment: environment, output: logFile.path)
         let up = await eventually { (try? await client.execute(CurlRequest(url: self.api + "/readyz")))?.status == 200 }
         precondition(up, "pay-sidecar did not start: \((try? String(contentsOf: logFile, encoding: .utf8)) ?? "")")
     }
 
-    func signal(_ signal: Int32) async -> Int32? {
+    /// Sends `signal` and waits (up to 30 s) for the process to end; how it ended, nil if it did not.
+    func signal(_ signal: Int32) async -> ChildProcess.Termination? {
         guard let process else { return nil }
-        kill(process.processIdentifier, signal)
+        process.signal(signal)
         _ = await eventually(timeout: .seconds(30)) { !process.isRunning }
-        return process.isRunning ? nil : process.terminationStatus
+        return process.termination
     }
 }
 
@@ -89,7 +80,7 @@ struct CrashTests {
             }
             #expect(await eventually { receiver.requests.count >= 8 }, "attempts are in flight, unanswered")
             let firstRound = deliveries(receiver)
-            #expect(await sidecar.signal(SIGKILL) != nil)
+            #expect(await sidecar.signal(SIGKILL) == .signalled(SIGKILL))
             answers.setFallback(TestHTTPResponse(status: 204))
             try await sidecar.start(client)
             #expect(await eventually(timeout: .seconds(20)) { Set(deliveries(receiver).map(\.mrn)).isSuperset(of: mrns) && receiver.requests.count >= firstRound.count + 20 })
@@ -100,7 +91,7 @@ struct CrashTests {
                       let body = try? JSONSerialization.jsonObject(with: Data(page.body)) as? [String: Any] else { return false }
                 return (body["data"] as? [Any])?.count == 20
             })
-            #expect(await sidecar.signal(SIGTERM) == 0)
+            #expect(await sidecar.signal(SIGTERM) == .exited(0))
         }
         try await receiver.stop()
     }
@@ -118,12 +109,12 @@ struct CrashTests {
                 headers: [("Content-Type", "application/x-www-form-urlencoded")], body: Array(payoutCallbackForm(mrn: "P-term").utf8)))
             #expect(ack.bodyText == "success")
             #expect(await eventually { receiver.requests.count == 1 })
-            #expect(await sidecar.signal(SIGTERM) == 0, "exit code 0 after draining")
+            #expect(await sidecar.signal(SIGTERM) == .exited(0), "exit code 0 after draining")
             answers.setFallback(TestHTTPResponse(status: 204))
             try await sidecar.start(client)
             #expect(await eventually(timeout: .seconds(10)) { deliveries(receiver).filter { $0.mrn == "P-term" }.count >= 2 })
             #expect(Set(deliveries(receiver).map(\.id)).count == 1)
-            #expect(await sidecar.signal(SIGTERM) == 0)
+            #expect(await sidecar.signal(SIGTERM) == .exited(0))
         }
         try await receiver.stop()
     }
@@ -143,7 +134,7 @@ struct CrashTests {
             #expect(second.status == 2)
             #expect(second.stderr.hasPrefix("pay-sidecar: PAYSIDECAR_DATABASE_URL:"))
             #expect(second.stderr.contains("in use by another pay-sidecar process"))
-            #expect(await sidecar.signal(SIGTERM) == 0)
+            #expect(await sidecar.signal(SIGTERM) == .exited(0))
         }
         try await receiver.stop()
     }

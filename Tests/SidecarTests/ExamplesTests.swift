@@ -15,30 +15,23 @@ func onPath(_ program: String) -> Bool {
 }
 
 /// A long-running program whose output goes to a file the test can read while it runs.
-final class Background: @unchecked Sendable {
-    // @unchecked: used from one test task at a time.
-    let process = Process()
+final class Background: Sendable {
+    let process: ChildProcess
     let output: URL
 
     init(_ arguments: [String], environment: [String: String] = [:], inheritEnvironment: Bool = true) throws {
         output = try temporaryFolder("bg").appendingPathComponent("output.txt")
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: output)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.environment = inheritEnvironment ? ProcessInfo.processInfo.environment.merging(environment) { $1 } : environment
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        process = try ChildProcess("/usr/bin/env", arguments,
+                                   environment: inheritEnvironment ? ProcessInfo.processInfo.environment.merging(environment) { $1 } : environment,
+                                   output: output.path)
     }
 
     var text: String { FileManager.default.contents(atPath: output.path).map { String(decoding: $0, as: UTF8.self) } ?? "" }
 
-    /// SIGKILL: a child may inherit SIGTERM ignored from the test process (signal handlers set to SIG_IGN
-    /// survive exec), and these are throwaway processes.
+    /// SIGKILL: these are throwaway processes.
     func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.signal(SIGKILL)
+        process.wait()
     }
 }
 

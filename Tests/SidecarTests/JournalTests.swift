@@ -74,8 +74,9 @@ struct JournalTests {
 
     @Test("concurrent duplicates: one goes to the gateway, the other gets 409 request_in_progress")
     func inProgress() async throws {
-        try await withSidecar { (e2e: E2E) async throws in
-            try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"delay","value":"1500ms","count":1}"#)
+        // The first create is held at the gateway long enough for the second to arrive on a loaded machine.
+        try await withSidecar(settings: ["PAYSIDECAR_GATEWAY_TIMEOUT": "30s"]) { (e2e: E2E) async throws in
+            try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"delay","value":"5s","count":1}"#)
             let body = #"{"mrn":"P-race","amount":7,"bankName":"b","accountName":"a","accountNumber":"1"}"#
             async let a = e2e.post("/v1/payouts", json: body)
             // The second leaves once the first is at the gateway (held there by the delay).

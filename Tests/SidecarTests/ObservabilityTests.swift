@@ -69,7 +69,11 @@ struct ObservabilityTests {
             let other = try await e2e.post("/v1/payouts", json: #"{"mrn":"P-metrics-2","amount":7,"bankName":"b","accountName":"a","accountNumber":"1"}"#, headers: auth)
             #expect(other.status == 202)
             #expect(try await e2e.callback("payout", payoutCallbackForm(mrn: "P-metrics-2", amount: "70")).status == 400)
-            #expect(await eventually { e2e.receiver.requests.count == 1 })
+            // The delivery is counted once the outbox has recorded it.
+            #expect(await eventually {
+                (try? parsePrometheus(await e2e.get("/metrics").bodyText))?.value("paysidecar_webhook_deliveries_total", ["outcome": "delivered"]) == 1
+            })
+            #expect(e2e.receiver.requests.count == 1)
 
             // Open without the token, as probes are.
             let response = try await e2e.get("/metrics")
@@ -134,10 +138,11 @@ struct ObservabilityTests {
             e2e.receiverAnswers.setFallback(TestHTTPResponse(status: 204))
             #expect(await eventually {
                 samples = (try? parsePrometheus(try await e2e.get("/metrics").bodyText)) ?? []
+                // A delivery is counted just after the outbox recorded it.
                 return samples.value("paysidecar_outbox_pending_events") == 0
+                    && samples.value("paysidecar_webhook_deliveries_total", ["outcome": "delivered"]) == 3
             })
             #expect(samples.value("paysidecar_outbox_oldest_pending_age_seconds") == 0)
-            #expect(samples.value("paysidecar_webhook_deliveries_total", ["outcome": "delivered"]) == 3)
         }
     }
 }

@@ -150,7 +150,8 @@ struct RotationTests {
             try files.write(merchant: Self.newSecret, webhook: TestMerchant.webhookSecret, token: TestMerchant.apiToken)
             #expect(await eventually { e2e.server.secrets.merchantSigning == MerchantSecret(Self.newSecret) })
             #expect(e2e.server.secrets.merchantVerifying == [MerchantSecret(Self.newSecret), MerchantSecret(TestMerchant.secret)])
-            #expect(e2e.logs.all.contains("secrets rotated"))
+            // Logged just after the swap, by the watcher's task.
+            #expect(await eventually { e2e.logs.all.contains("secrets rotated") })
             #expect(e2e.logs.all.contains("changed=merchant secret"))
         }
     }
@@ -186,7 +187,7 @@ struct RotationTests {
                 for generation in 1..<generations.count {
                     try await Task.sleep(for: .milliseconds(200))
                     try files.write(merchant: generations[generation], webhook: TestMerchant.webhookSecret, token: TestMerchant.apiToken)
-                    kill(sidecar.process!.processIdentifier, SIGHUP)
+                    sidecar.process!.signal(SIGHUP)
                     let seen = await eventually {
                         let log = (try? String(contentsOf: sidecar.logFile, encoding: .utf8)) ?? ""
                         return log.components(separatedBy: "secrets rotated").count - 1 >= generation
@@ -207,7 +208,7 @@ struct RotationTests {
                 #expect(generation != nil && generation! >= result.floor, "signed with generation \(generation ?? -1), confirmed \(result.floor)")
             }
             #expect(all.contains { pageFormSignature($0.fields, secret: generations[3]) == $0.fields["sign"] })
-            #expect(await sidecar.signal(SIGTERM) == 0)
+            #expect(await sidecar.signal(SIGTERM) == .exited(0))
         }
         try await receiver.stop()
         let log = try String(contentsOf: sidecar.logFile, encoding: .utf8)

@@ -220,34 +220,28 @@ func runProgram(_ arguments: [String], environment: [String: String]? = nil, dir
 }
 
 private func runProgramBlocking(_ arguments: [String], environment: [String: String]?, directory: URL?) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    if let directory { process.currentDirectoryURL = directory }
-    let result = try runCapturing(process)
+    let result = try runCapturing("/usr/bin/env", arguments, environment: ProcessInfo.processInfo.environment.merging(environment ?? [:]) { $1 },
+                                  directory: directory)
     return (result.status, result.stdout + result.stderr)
 }
 
-/// Runs `process` to completion with its output in temporary files (Foundation's pipe reading gives up on
-/// EINTR, which signals from other child processes cause), and `input` on its standard input.
-func runCapturing(_ process: Process, input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+/// Runs `executable` to completion (blocking) with exactly `environment`, its output in temporary files and
+/// `input` on its standard input. The status is the exit code, or 128 + the signal that ended it.
+func runCapturing(_ executable: String, _ arguments: [String], environment: [String: String], directory: URL? = nil,
+                  input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
     let folder = try temporaryFolder("run")
+    defer { try? FileManager.default.removeItem(at: folder) }
     let outURL = folder.appendingPathComponent("stdout"), errURL = folder.appendingPathComponent("stderr"), inURL = folder.appendingPathComponent("stdin")
-    for url in [outURL, errURL] { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
     _ = FileManager.default.createFile(atPath: inURL.path, contents: Data((input ?? "").utf8))
-    let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL), inp = try FileHandle(forReadingFrom: inURL)
-    defer {
-        try? out.close(); try? err.close(); try? inp.close()
-        try? FileManager.default.removeItem(at: folder)
-    }
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = inp
-    try process.run()
-    process.waitUntilExit()
+    let termination = try ChildProcess.run(executable, arguments, environment: environment, directory: directory?.path,
+                                           input: inURL.path, output: outURL.path, error: errURL.path)
     func read(_ url: URL) -> String { FileManager.default.contents(atPath: url.path).map { String(decoding: $0, as: UTF8.self) } ?? "" }
-    return (process.terminationStatus, read(outURL), read(errURL))
+    let status: Int32
+    switch termination {
+    case .exited(let code): status = code
+    case .signalled(let signal): status = 128 + signal
+    }
+    return (status, read(outURL), read(errURL))
 }
 
 /// A fresh temporary folder.

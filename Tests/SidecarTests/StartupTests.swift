@@ -78,9 +78,9 @@ struct StartupTests {
             #expect(down.status == 502)
         }
         process.terminate()
-        try await offThePool { process.waitUntilExit() }
+        let termination = try await offThePool { process.wait() }
         let output = server.text
-        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        #expect(termination == .exited(0))
         let lines = output.split(separator: "\n")
         #expect(lines.contains { $0.contains(#""msg":"pay-sidecar started""#) })
         for line in lines where line.hasPrefix("{") {

@@ -9,11 +9,7 @@ func runTool(_ arguments: [String], environment: [String: String] = [:], input: 
 }
 
 private func runToolBlocking(_ arguments: [String], environment: [String: String], input: String?) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = paySidecarBinary()
-    process.arguments = arguments
-    process.environment = environment
-    return try runCapturing(process, input: input)
+    try runCapturing(paySidecarBinary().path, arguments, environment: environment, input: input)
 }
 
 @Suite("Operator's tools: sign, verify-callback, events")

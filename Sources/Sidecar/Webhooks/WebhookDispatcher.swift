@@ -141,16 +141,17 @@ final class WebhookDispatcher: Service, Sendable {
         let decision = policy.decide(attemptsSoFar: attemptNumber - event.scheduleBase, status: statusCode, retryAfter: retryAfter)
         let finished = nowMillis()
         let next: NextStep
+        let outcome: String
         switch decision {
         case .delivered:
             next = .delivered
-            metrics?.webhookDelivery(outcome: "delivered")
+            outcome = "delivered"
         case .retry(let after):
             next = .retry(at: finished + milliseconds(after))
-            metrics?.webhookDelivery(outcome: "retry")
+            outcome = "retry"
         case .fail(let reason):
             next = .fail(reason: statusCode.map { "\(reason); last answer HTTP \($0)" } ?? "\(reason); last error: \(failure ?? "-")")
-            metrics?.webhookDelivery(outcome: "failed")
+            outcome = "failed"
         }
         let attempt = DeliveryAttempt(eventID: event.id, attempt: attemptNumber, url: url, statusCode: statusCode, error: failure,
                                       durationMillis: finished - started, at: started)
@@ -159,6 +160,8 @@ final class WebhookDispatcher: Service, Sendable {
         } catch {
             logger.error("could not record a webhook attempt; the event will be retried", metadata: ["event_id": "\(event.id)", "error": "\(error)"])
         }
+        // Counted once recorded, so a scrape never shows a delivery the outbox does not.
+        metrics?.webhookDelivery(outcome: outcome)
         logger.info("webhook attempt", metadata: [
             "event_id": "\(event.id)", "type": "\(event.type)", "mrn": "\(event.mrn)", "attempt": "\(attemptNumber)",
             "status": "\(statusCode.map(String.init) ?? failure ?? "-")", "outcome": "\(next)",
