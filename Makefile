@@ -23,9 +23,9 @@ test:
 	@scripts/install-deps.sh --test
 	$(SWIFT) test
 
-# CurlHTTP's tests under ThreadSanitizer, in a build folder of their own.
+# CurlHTTP's tests under ThreadSanitizer, through a package of their own (Tests/TSan) that links nothing else.
 tsan: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter CurlHTTPTests
+	$(SWIFT) test --package-path Tests/TSan --sanitize=thread
 
 clean:
-	rm -rf .build .build-tsan
+	rm -rf .build .build-tsan Tests/TSan/.build Benchmarks/.build
