@@ -160,7 +160,7 @@ final class WebhookDispatcher: Service, Sendable {
         } catch {
             logger.error("could not record a webhook attempt; the event will be retried", metadata: ["event_id": "\(event.id)", "error": "\(error)"])
         }
-        // Counted once recorded, so a scrape never shows a delivery the outbox does not.
+        // Counted after the outbox is updated, so a scrape never shows a delivery before the outbox does.
         metrics?.webhookDelivery(outcome: outcome)
         logger.info("webhook attempt", metadata: [
             "event_id": "\(event.id)", "type": "\(event.type)", "mrn": "\(event.mrn)", "attempt": "\(attemptNumber)",
