@@ -6,8 +6,7 @@ import Testing
 /// The built `gateway-sim` next to the test bundle (or `GATEWAY_SIM_BINARY`).
 func gatewaySimBinary() -> URL {
     if let path = ProcessInfo.processInfo.environment["GATEWAY_SIM_BINARY"] { return URL(fileURLWithPath: path) }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.appendingPathComponent(".build/debug/gateway-sim")
+    return repositoryRoot.appendingPathComponent(".build/debug/gateway-sim")
 }
 
 struct RunResult {
@@ -15,14 +14,11 @@ struct RunResult {
     var output: String
 }
 
-/// Runs the simulator to completion, its standard output and error together (in a file: no pipe to drain).
+/// Runs the simulator to completion; its standard output and error together.
 func runToEnd(_ arguments: [String], environment: [String: String] = [:]) throws -> RunResult {
-    let output = FileManager.default.temporaryDirectory.appendingPathComponent("sim-run-\(UUID().uuidString)")
-    defer { try? FileManager.default.removeItem(at: output) }
-    let termination = try ChildProcess.run(gatewaySimBinary().path, arguments, environment: environment, output: output.path)
-    guard case .exited(let status) = termination else { throw ChildProcessError("gateway-sim ended with \(termination)") }
-    let data = FileManager.default.contents(atPath: output.path) ?? Data()
-    return RunResult(status: status, output: String(decoding: data, as: UTF8.self))
+    let run = try ChildProcess.capture(gatewaySimBinary().path, arguments, environment: environment)
+    guard case .exited(let status) = run.termination else { throw ChildProcessError("gateway-sim ended with \(run.termination)") }
+    return RunResult(status: status, output: run.stdout + run.stderr)
 }
 
 @Suite("gateway-sim executable")

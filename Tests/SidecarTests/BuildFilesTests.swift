@@ -1,19 +1,18 @@
 import Foundation
+import TestSupport
 import Testing
 
 @Suite("Build files")
 struct BuildFilesTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
     @Test("the ThreadSanitizer package builds the main package's own sources, with its dependency versions and settings")
     func tsanPackage() throws {
-        let tsan = Self.root.appendingPathComponent("Tests/TSan")
+        let tsan = repositoryRoot.appendingPathComponent("Tests/TSan")
         for (link, target) in [("Sources/CCurl", "Sources/CCurl"), ("Sources/CurlHTTP", "Sources/CurlHTTP"),
                                ("Tests/CurlHTTPTests", "Tests/CurlHTTPTests"), ("Tests/TestSupport", "Tests/TestSupport")] {
             let resolved = tsan.appendingPathComponent(link).resolvingSymlinksInPath().path
-            #expect(resolved == Self.root.appendingPathComponent(target).resolvingSymlinksInPath().path, "\(link) -> \(resolved)")
+            #expect(resolved == repositoryRoot.appendingPathComponent(target).resolvingSymlinksInPath().path, "\(link) -> \(resolved)")
         }
-        let main = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let main = try String(contentsOf: repositoryRoot.appendingPathComponent("Package.swift"), encoding: .utf8)
         let mainLines = Set(main.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) })
         let manifest = try String(contentsOf: tsan.appendingPathComponent("Package.swift"), encoding: .utf8)
         let shared = manifest.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }

@@ -4,8 +4,7 @@ import TestSupport
 import Testing
 
 /// The repository's `examples/` folder.
-let examplesFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("examples")
+let examplesFolder = repositoryRoot.appendingPathComponent("examples")
 
 /// True when `program` is on PATH (the optional toolchains: node, go, php, java).
 func onPath(_ program: String) -> Bool {

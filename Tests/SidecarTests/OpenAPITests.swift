@@ -3,6 +3,7 @@ import Foundation
 import GatewayProtocol
 import Hummingbird
 import Logging
+import TestSupport
 import Testing
 
 @testable import Sidecar
@@ -35,8 +36,7 @@ struct OpenAPITests {
         try await withSidecar { (e2e: E2E) async throws in
             let response = try await e2e.get("/openapi.json")
             #expect(response.status == 200)
-            let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-                .appendingPathComponent("Sources/Sidecar/openapi.json")
+            let file = repositoryRoot.appendingPathComponent("Sources/Sidecar/openapi.json")
             #expect(response.body == Array(try Data(contentsOf: file)))
             #expect(response.bodyText.contains("\"examples\""))
             #expect(response.bodyText.contains("orderStatus"))

@@ -1,11 +1,11 @@
 import Foundation
 import Sidecar
+import TestSupport
 import Testing
 
 @Suite("README")
 struct ReadmeTests {
-    static let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("README.md")
+    static let readme = repositoryRoot.appendingPathComponent("README.md")
 
     /// The configuration table's rows: `| variable[ / _FILE] | flag | default | meaning |`.
     static func configurationRows() throws -> [(variable: String, hasFile: Bool, flag: String, defaultValue: String)] {

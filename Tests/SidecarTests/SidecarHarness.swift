@@ -225,23 +225,15 @@ private func runProgramBlocking(_ arguments: [String], environment: [String: Str
     return (result.status, result.stdout + result.stderr)
 }
 
-/// Runs `executable` to completion (blocking) with exactly `environment`, its output in temporary files and
-/// `input` on its standard input. The status is the exit code, or 128 + the signal that ended it.
+/// Runs `executable` to completion (blocking) with exactly `environment` and `input` on its standard input.
+/// The status is the exit code, or 128 + the signal that ended it.
 func runCapturing(_ executable: String, _ arguments: [String], environment: [String: String], directory: URL? = nil,
                   input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-    let folder = try temporaryFolder("run")
-    defer { try? FileManager.default.removeItem(at: folder) }
-    let outURL = folder.appendingPathComponent("stdout"), errURL = folder.appendingPathComponent("stderr"), inURL = folder.appendingPathComponent("stdin")
-    _ = FileManager.default.createFile(atPath: inURL.path, contents: Data((input ?? "").utf8))
-    let termination = try ChildProcess.run(executable, arguments, environment: environment, directory: directory?.path,
-                                           input: inURL.path, output: outURL.path, error: errURL.path)
-    func read(_ url: URL) -> String { FileManager.default.contents(atPath: url.path).map { String(decoding: $0, as: UTF8.self) } ?? "" }
-    let status: Int32
-    switch termination {
-    case .exited(let code): status = code
-    case .signalled(let signal): status = 128 + signal
+    let run = try ChildProcess.capture(executable, arguments, environment: environment, directory: directory?.path, input: input ?? "")
+    switch run.termination {
+    case .exited(let code): return (code, run.stdout, run.stderr)
+    case .signalled(let signal): return (128 + signal, run.stdout, run.stderr)
     }
-    return (status, read(outURL), read(errURL))
 }
 
 /// A fresh temporary folder.

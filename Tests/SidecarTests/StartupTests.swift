@@ -5,8 +5,7 @@ import Testing
 
 func paySidecarBinary() -> URL {
     if let path = ProcessInfo.processInfo.environment["PAY_SIDECAR_BINARY"] { return URL(fileURLWithPath: path) }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.appendingPathComponent(".build/debug/pay-sidecar")
+    return repositoryRoot.appendingPathComponent(".build/debug/pay-sidecar")
 }
 
 let goodEnvironment = [

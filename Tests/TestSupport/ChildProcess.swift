@@ -87,6 +87,21 @@ public final class ChildProcess: Sendable {
         try ChildProcess(executable, arguments, environment: environment, directory: directory, input: input, output: output, error: error).wait()
     }
 
+    /// Runs `executable` to completion (blocking) with `input` as its standard input, and returns what it wrote
+    /// to its standard output and error (through temporary files: no pipe to drain).
+    public static func capture(
+        _ executable: String, _ arguments: [String] = [], environment: [String: String], directory: String? = nil, input: String = ""
+    ) throws -> (termination: Termination, stdout: String, stderr: String) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let paths = ["stdin", "stdout", "stderr"].map { folder.appendingPathComponent($0).path }
+        _ = FileManager.default.createFile(atPath: paths[0], contents: Data(input.utf8))
+        let termination = try run(executable, arguments, environment: environment, directory: directory, input: paths[0], output: paths[1], error: paths[2])
+        func read(_ path: String) -> String { FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? "" }
+        return (termination, read(paths[1]), read(paths[2]))
+    }
+
     public var termination: Termination? { state.withLockedValue { $0 } }
     public var isRunning: Bool { termination == nil }
 
