@@ -280,11 +280,15 @@ struct Driver {
         while true {
             let work = client.state.withLock { $0.takeWork() }
             for submission in work.adds { add(submission) }
+            // An aborted transfer may already have sent its request: the error must say so (asked before
+            // `finish` takes the handle out of libcurl), or a payment that reached the gateway looks unsent.
             for id in work.cancels {
-                if let pointer = byID[id] { finish(pointer, with: .failure(.cancelled())) }
+                if let pointer = byID[id], let easy = active[pointer] {
+                    finish(pointer, with: .failure(.cancelled(requestSent: easy.requestSent)))
+                }
             }
             if work.phase == .aborting {
-                for pointer in Array(active.keys) { finish(pointer, with: .failure(.shutdown())) }
+                for (pointer, easy) in Array(active) { finish(pointer, with: .failure(.shutdown(requestSent: easy.requestSent))) }
                 break
             }
             if work.phase == .draining, active.isEmpty { break }

@@ -58,11 +58,16 @@ public struct CurlError: Error, Sendable, Hashable, CustomStringConvertible {
         "CurlError(\(kind): \(message)\(curlCode != 0 ? ", curl code \(curlCode)" : "")\(requestSent ? ", request sent" : ""))"
     }
 
-    static func cancelled() -> CurlError {
-        CurlError(kind: .cancelled, message: "the request was cancelled")
+    /// The calling task was cancelled. `requestSent` must say whether the aborted transfer had put any of
+    /// the request on the wire (`EasyHandle.requestSent`); leave it out only for a request that never
+    /// reached libcurl.
+    static func cancelled(requestSent: Bool = false) -> CurlError {
+        CurlError(kind: .cancelled, message: "the request was cancelled", requestSent: requestSent)
     }
 
-    static func shutdown() -> CurlError {
-        CurlError(kind: .shutdown, message: "the HTTP client is shut down")
+    /// The client stopped: refused or queued requests, or (on a hard stop) aborted transfers, with
+    /// `requestSent` as for `cancelled(requestSent:)`.
+    static func shutdown(requestSent: Bool = false) -> CurlError {
+        CurlError(kind: .shutdown, message: "the HTTP client is shut down", requestSent: requestSent)
     }
 }

@@ -222,13 +222,30 @@ final class EasyHandle {
         return String(cString: curl_easy_strerror(code))
     }
 
-    /// The outcome of a finished transfer.
-    func result(_ code: CURLcode) -> Result<CurlResponse, CurlError> {
+    /// True when at least one byte of the request has gone out, so the server may have acted on it; asked
+    /// of every transfer that ends without a response (a libcurl error, a cancel, a hard stop), since the
+    /// payment layer resends only what this calls unsent.
+    ///
+    /// The signal is `CURLINFO_REQUEST_SIZE`. libcurl resets it when the transfer starts and adds to it,
+    /// during the transfer, every byte the connection accepts (7.88 counts the header block in
+    /// `Curl_buffer_send`, 8.x every byte in `Curl_xfer_send`), so it is right mid-transfer, not only once
+    /// the transfer is done: zero while queued for a connection, resolving or connecting, above zero from the
+    /// first byte written. It never misses a sent request; it may over-report, the safe way, where bytes went
+    /// to a proxy's CONNECT or into the HTTP/2 layer's buffers but not yet on to the origin. Not
+    /// `requestBodyOffset`: it counts body bytes handed to libcurl, not bytes sent, and a request without a
+    /// body has none. Not a debug callback: libcurl calls it only with `CURLOPT_VERBOSE` on.
+    /// `CURLOPT_PREREQFUNCTION` runs just before the request is sent, so it would call a request sent when
+    /// nothing had gone out.
+    var requestSent: Bool {
         var requestSize = 0
         _ = ccurl_easy_getinfo_long(handle, CURLINFO_REQUEST_SIZE, &requestSize)
-        let sent = requestSize > 0
+        return requestSize > 0
+    }
+
+    /// The outcome of a finished transfer.
+    func result(_ code: CURLcode) -> Result<CurlResponse, CurlError> {
         guard code == CURLE_OK else {
-            return .failure(CurlError(kind: Self.kind(for: code, tooLarge: responseTooLarge), message: message(for: code), curlCode: Int(code.rawValue), requestSent: sent))
+            return .failure(CurlError(kind: Self.kind(for: code, tooLarge: responseTooLarge), message: message(for: code), curlCode: Int(code.rawValue), requestSent: requestSent))
         }
         var status = 0
         _ = ccurl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)

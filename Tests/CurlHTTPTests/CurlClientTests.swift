@@ -97,6 +97,60 @@ struct CurlClientTests {
         try await server.stop()
     }
 
+    @Test("cancelling a POST the server has received reports .cancelled with requestSent, so it is not resent")
+    func cancelAfterSend() async throws {
+        let server = try await TestHTTPServer.start { _ in TestHTTPResponse(text: "never", delay: .seconds(30)) }
+        try await CurlClient.withClient(configuration: loopbackConfiguration()) { client in
+            let task = Task { try await client.execute(CurlRequest(method: "POST", url: server.baseURL, body: Array("pay 100".utf8))) }
+            // The whole request is at the server, which holds its answer: the transfer is mid-flight.
+            #expect(await eventually { server.requests.count == 1 })
+            task.cancel()
+            let result = await task.result
+            if case .failure(let error as CurlError) = result {
+                #expect(error.kind == .cancelled)
+                #expect(error.requestSent, "the server has the payment: calling it unsent invites paying twice")
+            } else {
+                Issue.record("expected cancellation, got \(result)")
+            }
+        }
+        #expect(server.requests.map(\.bodyText) == ["pay 100"])
+        try await server.stop()
+    }
+
+    @Test("cancelling a request still queued for a connection reports nothing sent; the one on the wire, sent")
+    func cancelBeforeSend() async throws {
+        let server = try await TestHTTPServer.start { _ in TestHTTPResponse(text: "never", delay: .seconds(30)) }
+        var configuration = loopbackConfiguration()
+        configuration.maxConnectionsPerHost = 1
+        try await CurlClient.withClient(configuration: configuration) { client in
+            // The one connection allowed is held by a POST the server has and does not answer.
+            let onWire = Task { try await client.execute(CurlRequest(method: "POST", url: server.baseURL, body: Array("first".utf8))) }
+            #expect(await eventually { server.requests.count == 1 })
+            // The second is inside libcurl (its easy handle exists), waiting for that connection.
+            let queued = Task { try await client.execute(CurlRequest(method: "POST", url: server.baseURL, body: Array("second".utf8))) }
+            #expect(await eventually { client.liveEasyHandles.current == 2 })
+            try await Task.sleep(for: .milliseconds(100))
+            queued.cancel()
+            let queuedResult = await queued.result
+            if case .failure(let error as CurlError) = queuedResult {
+                #expect(error.kind == .cancelled)
+                #expect(!error.requestSent, "nothing of it left the machine: safe to send again")
+            } else {
+                Issue.record("expected cancellation, got \(queuedResult)")
+            }
+            onWire.cancel()
+            let onWireResult = await onWire.result
+            if case .failure(let error as CurlError) = onWireResult {
+                #expect(error.kind == .cancelled)
+                #expect(error.requestSent)
+            } else {
+                Issue.record("expected cancellation, got \(onWireResult)")
+            }
+        }
+        #expect(server.requests.map(\.bodyText) == ["first"], "the queued request never reached the server")
+        try await server.stop()
+    }
+
     @Test("a task cancelled before it calls execute fails at once without touching the network")
     func cancelledBeforeSubmit() async throws {
         let server = try await TestHTTPServer.start { _ in TestHTTPResponse(text: "ok") }
@@ -340,6 +394,38 @@ struct CurlClientTests {
         try await runTask.value
         let result = await inFlight.result
         if case .failure(let error as CurlError) = result { #expect(error.kind == .shutdown) } else { Issue.record("expected .shutdown, got \(result)") }
+        #expect(client.liveEasyHandles.current == 0)
+        try await server.stop()
+    }
+
+    @Test("cancelling run() while a POST is held at the server reports .shutdown with requestSent; a queued one, unsent")
+    func hardStopAfterSend() async throws {
+        let server = try await TestHTTPServer.start { _ in TestHTTPResponse(text: "never", delay: .seconds(30)) }
+        var configuration = loopbackConfiguration()
+        configuration.maxConnectionsPerHost = 1
+        let client = try CurlClient(configuration: configuration)
+        let runTask = Task { try await client.run() }
+        let onWire = Task { try await client.execute(CurlRequest(method: "POST", url: server.baseURL, body: Array("pay 100".utf8))) }
+        #expect(await eventually { server.requests.count == 1 })
+        let queued = Task { try await client.execute(CurlRequest(method: "POST", url: server.baseURL, body: Array("pay 200".utf8))) }
+        #expect(await eventually { client.liveEasyHandles.current == 2 })
+        runTask.cancel()
+        try await runTask.value
+        let onWireResult = await onWire.result
+        if case .failure(let error as CurlError) = onWireResult {
+            #expect(error.kind == .shutdown)
+            #expect(error.requestSent, "the server has the payment: calling it unsent invites paying twice")
+        } else {
+            Issue.record("expected .shutdown, got \(onWireResult)")
+        }
+        let queuedResult = await queued.result
+        if case .failure(let error as CurlError) = queuedResult {
+            #expect(error.kind == .shutdown)
+            #expect(!error.requestSent)
+        } else {
+            Issue.record("expected .shutdown, got \(queuedResult)")
+        }
+        #expect(server.requests.map(\.bodyText) == ["pay 100"])
         #expect(client.liveEasyHandles.current == 0)
         try await server.stop()
     }
