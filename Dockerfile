@@ -2,8 +2,10 @@
 # pay-sidecar (and gateway-sim, for demos and tests).
 #   docker build -t pay-sidecar .
 #   docker run --rm -p 127.0.0.1:8080:8080 -p 8081:8081 -v pay-sidecar-data:/var/lib/pay-sidecar \
-#     -e PAYSIDECAR_LISTEN=0.0.0.0:8080 -e PAYSIDECAR_GATEWAY_URL=... -e PAYSIDECAR_APP_KEY=... \
+#     -e PAYSIDECAR_LISTEN=0.0.0.0:8080 -e PAYSIDECAR_API_TOKEN_FILE=/run/secrets/api-token \
+#     -e PAYSIDECAR_GATEWAY_URL=... -e PAYSIDECAR_APP_KEY=... \
 #     -e PAYSIDECAR_SECRET_KEY_FILE=/run/secrets/pay -e PAYSIDECAR_PUBLIC_URL=... pay-sidecar
+# (beyond loopback the internal API needs PAYSIDECAR_API_TOKEN, or PAYSIDECAR_ALLOW_UNAUTHENTICATED_API=true)
 # Ports: 8080 is the internal API (it can move money: keep it on the application's private network, never
 # publish it); 8081 is the callback listener, the only port the gateway needs.
 # Secrets: pass them as files (PAYSIDECAR_SECRET_KEY_FILE, PAYSIDECAR_WEBHOOK_SECRET_FILE,

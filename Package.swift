@@ -18,6 +18,7 @@ let package = Package(
         // For the benchmark package in Benchmarks/.
         .library(name: "Webhooks", targets: ["Webhooks"]),
         .library(name: "Sidecar", targets: ["Sidecar"]),
+        .library(name: "Orders", targets: ["Orders"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // Everything the gateway's document says: messages, signatures, field rules. Pure, no I/O.
@@ -75,10 +77,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Durable state: the order journal, callback receipts, the webhook outbox. SQLite through GRDB.
+        // The order domain: the state machine that owns every transition, the order values, event bodies and
+        // ids. Pure, no I/O.
+        .target(
+            name: "Orders",
+            dependencies: ["GatewayProtocol", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // Durable state: the order journal and tombstones, callback receipts, the webhook outbox. Persists plain
+        // values; knows no order rules. SQLite through GRDB.
         .target(
             name: "Ledger",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Orders", "GatewayProtocol", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         // Standard Webhooks: signing and verification (pure) and the retry policy.
@@ -94,6 +104,7 @@ let package = Package(
                 "GatewayProtocol",
                 "CurlHTTP",
                 "ConfigurationValues",
+                "Orders",
                 "Ledger",
                 "Webhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -185,9 +196,29 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "OrdersTests",
+            dependencies: [
+                "Orders",
+                "GatewayProtocol",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LedgerTests",
+            dependencies: [
+                "Ledger",
+                "Orders",
+                "GatewayProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SidecarTests",
             dependencies: [
                 "Sidecar",
+                "Orders",
                 "GatewaySimulator",
                 "GatewayProtocol",
                 "CurlHTTP",

@@ -1,9 +1,9 @@
-/// Durations as configuration writes them: `250ms`, `5s`, `2m`, `1h`, or a bare number of milliseconds.
+/// Durations as configuration writes them: `250ms`, `5s`, `2m`, `1h`, `400d`, or a bare number of milliseconds.
 public enum DurationText {
     /// Parses one duration; nil for anything else (negative, empty, unknown unit, overflow).
     public static func parse(_ text: String) -> Duration? {
         let t = text.trimmingSpaces()
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, factor) in units where t.hasSuffix(suffix) {
             let number = t.dropLast(suffix.count)
             guard !number.isEmpty, number.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), number.count <= 12, let n = Int64(number) else { return nil }
@@ -23,6 +23,7 @@ public enum DurationText {
     /// Writes a duration in the largest unit that divides it: `5m`, `1500ms`.
     public static func format(_ d: Duration) -> String {
         let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        if ms % 86_400_000 == 0, ms > 0, ms >= 7 * 86_400_000 { return "\(ms / 86_400_000)d" }
         if ms % 3_600_000 == 0, ms > 0 { return "\(ms / 3_600_000)h" }
         if ms % 60_000 == 0, ms > 0 { return "\(ms / 60_000)m" }
         if ms % 1000 == 0 { return "\(ms / 1000)s" }
@@ -58,6 +59,12 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// True when only this machine can connect: `localhost`, 127.0.0.0/8, `::1`.
+    public var isLoopback: Bool {
+        if host.lowercased() == "localhost" { return true }
+        return IPRange.loopback.contains { $0.contains(host) }
+    }
 }
 
 extension String {

@@ -17,6 +17,9 @@ public struct IPRange: Sendable, Hashable, CustomStringConvertible {
         self.prefixLength = prefix
     }
 
+    /// 127.0.0.0/8 and ::1.
+    public static let loopback: [IPRange] = [IPRange("127.0.0.0/8"), IPRange("::1")].compactMap { $0 }
+
     /// True if `address` (text) lies in this range. IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) match IPv4 ranges.
     public func contains(_ address: String) -> Bool {
         guard var bytes = IPRange.parseAddress(address) else { return false }

@@ -1,5 +1,7 @@
 import Foundation
 import GRDB
+import GatewayProtocol
+import Orders
 
 #if canImport(Glibc)
 import Glibc
@@ -8,19 +10,20 @@ import Glibc
 /// The embedded ledger: one SQLite file in WAL mode.
 ///
 /// Every commit is safe against a crash of the process (WAL). Commits that acknowledge something to the
-/// gateway, callback settlements (`apply`), are also durable against power loss by default
+/// gateway (a callback's decision, `JournalWrite.durable`) are also durable against power loss by default
 /// (`synchronous = FULL`: they wait for the WAL to reach the disk, and so make every earlier commit durable
 /// too); they are grouped under load (`GroupCommit`). Journal writes of creates and delivery bookkeeping use
 /// `synchronous = NORMAL`: a power loss may drop the last of them, which the gateway's own mrn uniqueness and
-/// at-least-once delivery absorb. `durableCommits: false` makes settlements `NORMAL` too: a callback
-/// acknowledged with `success` could then be forgotten on a power loss. A SQLite database belongs to one sidecar process at a time: a lock file next to it
-/// refuses a second one, which also lets a new process release the claims a crashed one left behind.
+/// at-least-once delivery absorb. `durableCommits: false` makes callback commits `NORMAL` too: a callback
+/// acknowledged with `success` could then be forgotten on a power loss. A SQLite database belongs to one
+/// sidecar process at a time: a lock file next to it refuses a second one, which also lets a new process
+/// release the claims a crashed one left behind.
 public final class SQLiteLedger: Ledger {
     let pool: DatabasePool
     /// The hot write paths (creates, callbacks, webhook attempts) commit through here, in groups under load.
     let writes: GroupCommit
     public let path: String
-    /// Whether commits that acknowledge something to the gateway (callback settlements) wait for the disk.
+    /// Whether commits that acknowledge something to the gateway (callbacks) wait for the disk.
     let durableCommits: Bool
     private let lockDescriptor: Int32
     /// A connection of its own for `checkpoint()`, so copying the log into the database never holds the writer.
@@ -65,13 +68,15 @@ public final class SQLiteLedger: Ledger {
             checkpointer = try DatabaseQueue(path: path, configuration: checkpointing)
             writes = GroupCommit(pool: pool)
             try Self.migrator.migrate(pool)
-            // This process holds the lock: claims in the file belong to a process that is gone, and so do creates
-            // it left `sending`. Those may or may not have reached the gateway: `unknown`, for the reconciler.
-            let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+            // This process holds the lock: claims in the file belong to a process that is gone. Outbox claims are
+            // released; orders a dead process was sending become due now (not when their send deadline passes),
+            // so the reconciler takes them up at once (the order rules call them interrupted).
+            let now = nowMillis()
             try pool.write { db in
                 try db.execute(sql: "UPDATE outbox_events SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
                 try db.execute(sql: """
-                    UPDATE orders SET state = 'unknown', gateway_code = 'interrupted', next_query_at = ?, updated_at = ? WHERE state = 'sending'
+                    UPDATE orders SET next_query_at = ?, version = version + 1
+                    WHERE next_query_at IS NOT NULL AND next_query_at > ? AND sending_since IS NOT NULL
                     """, arguments: [now, now])
             }
         } catch {
@@ -84,100 +89,6 @@ public final class SQLiteLedger: Ledger {
     deinit {
         flock(lockDescriptor, LOCK_UN)
         close(lockDescriptor)
-    }
-
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: journal, receipts, outbox, attempts, rejections") { db in
-            try db.execute(sql: """
-                CREATE TABLE orders (
-                    kind TEXT NOT NULL,
-                    mrn TEXT NOT NULL,
-                    amount TEXT NOT NULL,
-                    channel_id INTEGER,
-                    notify_url TEXT,
-                    state TEXT NOT NULL,
-                    gateway_code TEXT,
-                    settled_source TEXT,
-                    paid_amount TEXT,
-                    flag TEXT,
-                    known INTEGER NOT NULL DEFAULT 1,
-                    created_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL,
-                    settled_at INTEGER,
-                    PRIMARY KEY (kind, mrn)
-                );
-                CREATE INDEX orders_by_state ON orders(state, updated_at);
-                CREATE TABLE callback_receipts (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    kind TEXT NOT NULL,
-                    mrn TEXT NOT NULL,
-                    outcome TEXT NOT NULL,
-                    source TEXT NOT NULL,
-                    duplicate INTEGER NOT NULL,
-                    body TEXT,
-                    source_address TEXT,
-                    received_at INTEGER NOT NULL
-                );
-                CREATE INDEX receipts_by_order ON callback_receipts(kind, mrn);
-                CREATE TABLE outbox_events (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    id TEXT NOT NULL UNIQUE,
-                    type TEXT NOT NULL,
-                    kind TEXT NOT NULL,
-                    mrn TEXT NOT NULL,
-                    body TEXT NOT NULL,
-                    notify_url TEXT,
-                    status TEXT NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    schedule_base INTEGER NOT NULL DEFAULT 0,
-                    next_attempt_at INTEGER,
-                    claimed_until INTEGER,
-                    last_error TEXT,
-                    created_at INTEGER NOT NULL,
-                    delivered_at INTEGER
-                );
-                CREATE INDEX outbox_due ON outbox_events(status, next_attempt_at);
-                CREATE INDEX outbox_by_mrn ON outbox_events(mrn);
-                CREATE TABLE delivery_attempts (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    event_id TEXT NOT NULL REFERENCES outbox_events(id),
-                    attempt INTEGER NOT NULL,
-                    url TEXT NOT NULL,
-                    status_code INTEGER,
-                    error TEXT,
-                    duration_ms INTEGER NOT NULL,
-                    at INTEGER NOT NULL
-                );
-                CREATE INDEX attempts_by_event ON delivery_attempts(event_id);
-                CREATE TABLE rejected_callbacks (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    kind TEXT NOT NULL,
-                    mrn TEXT,
-                    reason TEXT NOT NULL,
-                    detail TEXT NOT NULL,
-                    source_address TEXT NOT NULL,
-                    body TEXT NOT NULL,
-                    at INTEGER NOT NULL
-                );
-                """)
-        }
-        migrator.registerMigration("v2: idempotent creates and reconciliation") { db in
-            try db.execute(sql: """
-                ALTER TABLE orders ADD COLUMN request TEXT;
-                ALTER TABLE orders ADD COLUMN fingerprint TEXT;
-                ALTER TABLE orders ADD COLUMN response_status INTEGER;
-                ALTER TABLE orders ADD COLUMN response_body TEXT;
-                ALTER TABLE orders ADD COLUMN last_gateway_status INTEGER;
-                ALTER TABLE orders ADD COLUMN next_query_at INTEGER;
-                ALTER TABLE orders ADD COLUMN query_count INTEGER NOT NULL DEFAULT 0;
-                CREATE INDEX orders_to_reconcile ON orders(state, next_query_at);
-                """)
-        }
-        migrator.registerMigration("v3: flagged orders, counted by the metrics endpoint") { db in
-            try db.execute(sql: "CREATE INDEX orders_flagged ON orders(flag) WHERE flag IS NOT NULL")
-        }
-        return migrator
     }
 
     /// Copies what the write-ahead log holds into the database file (a `PASSIVE` checkpoint: it never waits
@@ -194,148 +105,105 @@ public final class SQLiteLedger: Ledger {
         (try? await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1
     }
 
-    // MARK: Orders
+    // MARK: The journal
 
-    public func beginOrder(_ order: OrderRecord) async throws -> OrderBegin {
-        try await writes.write(durable: false) { db in
-            if let existing = try Self.fetchOrder(db, kind: order.kind, mrn: order.mrn) { return .existing(existing) }
-            try db.cachedStatement(sql: """
-                INSERT INTO orders (kind, mrn, amount, channel_id, notify_url, state, gateway_code, created_at, updated_at, request, fingerprint, next_query_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [order.kind, order.mrn, order.amount, order.channelId, order.notifyUrl, order.state.rawValue, order.gatewayCode,
-                                 order.createdAt, order.updatedAt, order.request, order.fingerprint, order.nextQueryAt])
-            return .inserted
+    public func journaled(_ kind: OrderKind, _ mrn: String) async throws -> Journaled {
+        try await pool.read { db in try Self.journaled(db, kind, mrn) }
+    }
+
+    static func journaled(_ db: Database, _ kind: OrderKind, _ mrn: String) throws -> Journaled {
+        if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM orders WHERE kind = ? AND mrn = ?"), arguments: [kind.rawValue, mrn]) {
+            return .order(try OrderRow.decode(row))
+        }
+        if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM tombstones WHERE kind = ? AND mrn = ?"), arguments: [kind.rawValue, mrn]) {
+            return .tombstone(try TombstoneRow.decode(row))
+        }
+        return .nothing
+    }
+
+    public func commit(_ write: JournalWrite) async throws -> CommitResult {
+        try await writes.write(durable: write.durable && durableCommits) { db in
+            switch write.order {
+            case .insert(let order)?:
+                // A pruned order's tombstone keeps its mrn taken, as the order itself did.
+                let tombstoned = try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM tombstones WHERE kind = ? AND mrn = ?"),
+                                                   arguments: [order.kind.rawValue, order.mrn]) ?? false
+                if !tombstoned { try db.cachedStatement(sql: OrderRow.insertSQL).execute(arguments: OrderRow.insertArguments(order)) }
+                if tombstoned || db.changesCount == 0 { return .conflict(try Self.journaled(db, order.kind, order.mrn)) }
+            case .update(let order, let expected)?:
+                try db.cachedStatement(sql: OrderRow.updateSQL).execute(arguments: OrderRow.updateArguments(order, expectedVersion: expected))
+                if db.changesCount == 0 { return .conflict(try Self.journaled(db, order.kind, order.mrn)) }
+            case .delete(let kind, let mrn, let expected)?:
+                try db.cachedStatement(sql: "DELETE FROM orders WHERE kind = ? AND mrn = ? AND version = ?").execute(arguments: [kind.rawValue, mrn, expected])
+                if db.changesCount == 0 { return .conflict(try Self.journaled(db, kind, mrn)) }
+                try db.cachedStatement(sql: "DELETE FROM callback_receipts WHERE kind = ? AND mrn = ?").execute(arguments: [kind.rawValue, mrn])
+            case nil:
+                break
+            }
+            if let t = write.tombstone {
+                try db.cachedStatement(sql: """
+                    INSERT OR REPLACE INTO tombstones (kind, mrn, outcome, settlement_event_id, fingerprint, flag, pruned_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """).execute(arguments: [t.kind.rawValue, t.mrn, t.outcome.rawValue, t.settlementEventID, t.fingerprint, t.flag?.rawValue, t.prunedAt])
+            }
+            for event in write.events {
+                // An id already in the outbox is the same fact emitted again: kept once.
+                try db.cachedStatement(sql: """
+                    INSERT INTO outbox_events (id, type, kind, mrn, body, notify_url, status, next_attempt_at, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (id) DO NOTHING
+                    """).execute(arguments: [event.id, event.type.rawValue, event.kind.rawValue, event.mrn, event.body, event.notifyUrl, event.createdAt, event.createdAt])
+            }
+            if let r = write.receipt {
+                try db.cachedStatement(sql: """
+                    INSERT INTO callback_receipts (kind, mrn, outcome, source, duplicate, body, source_address, received_at) VALUES (?, ?, ?, 'callback', ?, ?, ?, ?)
+                    """).execute(arguments: [r.kind.rawValue, r.mrn, r.outcome.rawValue, r.duplicate, r.body, r.sourceAddress, r.at])
+            }
+            return .committed
         }
     }
 
-    public func restartOrder(kind: String, mrn: String, at: Millis) async throws -> Bool {
+    public func claimDueOrders(now: Millis, lease: Millis, limit: Int) async throws -> [Order] {
         try await writes.write(durable: false) { db in
-            try db.execute(sql: """
-                UPDATE orders SET state = 'sending', gateway_code = NULL, response_status = NULL, response_body = NULL, updated_at = ?
-                WHERE kind = ? AND mrn = ? AND state = 'rejected' AND gateway_code IN ('not_sent', 'not_created')
-                """, arguments: [at, kind, mrn])
-            return db.changesCount == 1
+            let due = try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT * FROM orders WHERE next_query_at IS NOT NULL AND next_query_at <= ? ORDER BY next_query_at LIMIT ?
+                """), arguments: [now, limit]).map(OrderRow.decode)
+            return try due.map { order in
+                var claimed = order
+                claimed.nextQueryAt = now + lease
+                claimed.version += 1
+                try db.cachedStatement(sql: "UPDATE orders SET next_query_at = ?, version = ? WHERE kind = ? AND mrn = ?")
+                    .execute(arguments: [claimed.nextQueryAt, claimed.version, order.kind.rawValue, order.mrn])
+                return claimed
+            }
         }
     }
 
-    public func finishCreate(kind: String, mrn: String, state: OrderState, gatewayCode: String?, responseStatus: Int, responseBody: String,
-                             nextQueryAt: Millis?, at: Millis) async throws {
-        try await writes.write(durable: false) { db in
-            try db.cachedStatement(sql: """
-                UPDATE orders SET state = CASE WHEN state IN ('succeeded', 'failed') THEN state ELSE ? END,
-                    gateway_code = ?, response_status = ?, response_body = ?, updated_at = ?,
-                    next_query_at = CASE WHEN state IN ('succeeded', 'failed') THEN NULL ELSE ? END
-                WHERE kind = ? AND mrn = ?
-                """).execute(arguments: [state.rawValue, gatewayCode, responseStatus, responseBody, at, nextQueryAt, kind, mrn])
-        }
-    }
-
-    public func order(kind: String, mrn: String) async throws -> OrderRecord? {
-        try await pool.read { db in try Self.fetchOrder(db, kind: kind, mrn: mrn) }
-    }
-
-    static func fetchOrder(_ db: Database, kind: String, mrn: String) throws -> OrderRecord? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM orders WHERE kind = ? AND mrn = ?"), arguments: [kind, mrn]) else { return nil }
-        return order(row)
-    }
-
-    static func order(_ row: Row) -> OrderRecord {
-        var order = OrderRecord(
-            kind: row["kind"], mrn: row["mrn"], amount: row["amount"], channelId: row["channel_id"], notifyUrl: row["notify_url"],
-            state: OrderState(rawValue: row["state"]) ?? .unknown, gatewayCode: row["gateway_code"], settledSource: row["settled_source"],
-            paidAmount: row["paid_amount"], flag: row["flag"], createdAt: row["created_at"], updatedAt: row["updated_at"],
-            request: row["request"], fingerprint: row["fingerprint"], nextQueryAt: row["next_query_at"]
-        )
-        order.responseStatus = row["response_status"]
-        order.responseBody = row["response_body"]
-        order.lastGatewayStatus = row["last_gateway_status"]
-        order.settledAt = row["settled_at"]
-        order.queryCount = row["query_count"]
-        order.known = row["known"]
-        return order
-    }
-
-    public func ordersToReconcile(now: Millis, limit: Int) async throws -> [OrderRecord] {
+    public func closedOrders(before: Millis, limit: Int) async throws -> [Order] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT * FROM orders WHERE state IN ('pending', 'unknown') AND next_query_at IS NOT NULL AND next_query_at <= ?
-                ORDER BY next_query_at LIMIT ?
-                """, arguments: [now, limit]).map(Self.order)
+            try Row.fetchAll(db, sql: "SELECT * FROM orders WHERE closed_at IS NOT NULL AND closed_at < ? ORDER BY closed_at LIMIT ?",
+                             arguments: [before, limit]).map(OrderRow.decode)
         }
     }
 
-    public func recordQuery(kind: String, mrn: String, gatewayStatus: Int?, state: OrderState?, gatewayCode: String?, nextQueryAt: Millis?, flag: String?, at: Millis) async throws {
+    public func pruneTombstones(before: Millis) async throws -> Int {
         try await writes.write(durable: false) { db in
-            try db.execute(sql: """
-                UPDATE orders SET
-                    last_gateway_status = COALESCE(?, last_gateway_status),
-                    state = CASE WHEN ? IS NOT NULL AND state IN ('pending', 'unknown', 'sending') THEN ? ELSE state END,
-                    gateway_code = COALESCE(?, gateway_code),
-                    next_query_at = ?, query_count = query_count + 1, flag = COALESCE(?, flag), updated_at = ?
-                WHERE kind = ? AND mrn = ?
-                """, arguments: [gatewayStatus, state?.rawValue, state?.rawValue, gatewayCode, nextQueryAt, flag, at, kind, mrn])
-        }
-    }
-
-    public func prune(before: Millis) async throws -> Int {
-        try await pool.write { db in
-            try db.execute(sql: """
-                DELETE FROM callback_receipts WHERE (kind, mrn) IN
-                    (SELECT kind, mrn FROM orders WHERE state IN ('succeeded', 'failed', 'rejected') AND updated_at < ?)
-                """, arguments: [before])
-            try db.execute(sql: "DELETE FROM orders WHERE state IN ('succeeded', 'failed', 'rejected') AND updated_at < ?", arguments: [before])
+            try db.execute(sql: "DELETE FROM tombstones WHERE pruned_at < ?", arguments: [before])
             return db.changesCount
         }
     }
 
-    // MARK: Settlements
-
-    public func apply(_ settlement: Settlement, eventID: String) async throws -> SettlementOutcome {
-        try await writes.write(durable: durableCommits) { db in
-            let existing = try Self.fetchOrder(db, kind: settlement.kind, mrn: settlement.mrn)
-            if let refusal = settlement.check(existing) { return .refused(reason: refusal.reason, detail: refusal.detail) }
-            let outcome: OrderState = settlement.succeeded ? .succeeded : .failed
-            func receipt(duplicate: Bool) throws {
-                try db.cachedStatement(sql: """
-                    INSERT INTO callback_receipts (kind, mrn, outcome, source, duplicate, body, source_address, received_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """).execute(arguments: [settlement.kind, settlement.mrn, outcome.rawValue, settlement.source, duplicate, settlement.rawBody, settlement.sourceAddress, settlement.at])
-            }
-            if let existing, existing.state.isSettled {
-                try receipt(duplicate: true)
-                if existing.state == outcome { return .duplicate }
-                let flag = "\(settlement.source) reported \(outcome.rawValue) after the order \(existing.state.rawValue)"
-                try db.execute(sql: "UPDATE orders SET flag = ?, updated_at = ? WHERE kind = ? AND mrn = ?",
-                               arguments: [flag, settlement.at, settlement.kind, settlement.mrn])
-                return .contradiction(existing: existing.state)
-            }
-            if existing != nil {
-                try db.cachedStatement(sql: """
-                    UPDATE orders SET state = ?, settled_source = ?, paid_amount = ?, settled_at = ?, updated_at = ?, next_query_at = NULL
-                    WHERE kind = ? AND mrn = ?
-                    """).execute(arguments: [outcome.rawValue, settlement.source, settlement.paidAmount, settlement.at, settlement.at, settlement.kind, settlement.mrn])
-            } else {
-                try db.cachedStatement(sql: """
-                    INSERT INTO orders (kind, mrn, amount, state, settled_source, paid_amount, known, created_at, updated_at, settled_at)
-                    VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
-                    """).execute(arguments: [settlement.kind, settlement.mrn, settlement.orderAmount, outcome.rawValue, settlement.source, settlement.paidAmount,
-                                     settlement.at, settlement.at, settlement.at])
-            }
-            try receipt(duplicate: false)
-            try db.cachedStatement(sql: """
-                INSERT INTO outbox_events (id, type, kind, mrn, body, notify_url, status, next_attempt_at, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)
-                """).execute(arguments: [eventID, settlement.eventType, settlement.kind, settlement.mrn, settlement.payload(existing), existing?.notifyUrl,
-                                 settlement.at, settlement.at])
-            return .emitted(eventID: eventID)
+    public func flaggedOrders(limit: Int) async throws -> [Order] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM orders WHERE flag IS NOT NULL ORDER BY updated_at DESC LIMIT ?", arguments: [limit]).map(OrderRow.decode)
         }
     }
+
+    // MARK: Refused callbacks
 
     public func recordRejection(_ r: RejectedCallback) async throws {
         try await writes.write(durable: false) { db in
             try db.execute(sql: """
                 INSERT INTO rejected_callbacks (kind, mrn, reason, detail, source_address, body, at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [r.kind, r.mrn, r.reason, r.detail, r.sourceAddress, String(r.body.prefix(4096)), r.at])
+                """, arguments: [r.kind.rawValue, r.mrn, r.reason, r.detail, r.sourceAddress, String(r.body.prefix(4096)), r.at])
             let id = db.lastInsertedRowID
             if id % 100 == 0 {
                 try db.execute(sql: "DELETE FROM rejected_callbacks WHERE id <= ?", arguments: [id - Int64(Self.rejectionRetention)])
@@ -346,7 +214,7 @@ public final class SQLiteLedger: Ledger {
     public func rejections(limit: Int) async throws -> [RejectedCallback] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM rejected_callbacks ORDER BY id DESC LIMIT ?", arguments: [limit]).map { row in
-                RejectedCallback(kind: row["kind"], mrn: row["mrn"], reason: row["reason"], detail: row["detail"],
+                RejectedCallback(kind: OrderKind(rawValue: row["kind"]) ?? .deposit, mrn: row["mrn"], reason: row["reason"], detail: row["detail"],
                                  sourceAddress: row["source_address"], body: row["body"], at: row["at"])
             }
         }
@@ -354,10 +222,13 @@ public final class SQLiteLedger: Ledger {
 
     // MARK: Outbox
 
-    static func event(_ row: Row) -> OutboxEvent {
-        OutboxEvent(
-            id: row["id"], type: row["type"], kind: row["kind"], mrn: row["mrn"], body: row["body"], notifyUrl: row["notify_url"],
-            status: EventStatus(rawValue: row["status"]) ?? .pending, attempts: row["attempts"], scheduleBase: row["schedule_base"],
+    static func event(_ row: Row) throws -> OutboxEvent {
+        guard let type = EventType(rawValue: row["type"]), let kind = OrderKind(rawValue: row["kind"]), let status = EventStatus(rawValue: row["status"]) else {
+            throw LedgerError("an outbox row holds an unknown type, kind or status")
+        }
+        return OutboxEvent(
+            id: row["id"], type: type, kind: kind, mrn: row["mrn"], body: row["body"], notifyUrl: row["notify_url"],
+            status: status, attempts: row["attempts"], scheduleBase: row["schedule_base"],
             nextAttemptAt: row["next_attempt_at"], lastError: row["last_error"], createdAt: row["created_at"], deliveredAt: row["delivered_at"]
         )
     }
@@ -370,7 +241,7 @@ public final class SQLiteLedger: Ledger {
                 WHERE status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)
                 ORDER BY next_attempt_at, seq LIMIT ?
                 """, arguments: [now, now, limit + excluding.count])
-            let events = rows.map(Self.event).filter { !excluding.contains($0.id) }.prefix(limit)
+            let events = try rows.map(Self.event).filter { !excluding.contains($0.id) }.prefix(limit)
             for event in events {
                 try db.execute(sql: "UPDATE outbox_events SET claimed_until = ? WHERE id = ?", arguments: [now + lease, event.id])
             }
@@ -421,7 +292,7 @@ public final class SQLiteLedger: Ledger {
             var clauses: [String] = []
             var arguments: StatementArguments = []
             if let status = query.status { clauses.append("status = ?"); arguments += [status.rawValue] }
-            if let type = query.type { clauses.append("type = ?"); arguments += [type] }
+            if let type = query.type { clauses.append("type = ?"); arguments += [type.rawValue] }
             if let mrn = query.mrn { clauses.append("mrn = ?"); arguments += [mrn] }
             if let after = query.after {
                 clauses.append("seq > COALESCE((SELECT seq FROM outbox_events WHERE id = ?), 0)")
@@ -440,7 +311,7 @@ public final class SQLiteLedger: Ledger {
                 DeliveryAttempt(eventID: r["event_id"], attempt: r["attempt"], url: r["url"], statusCode: r["status_code"], error: r["error"],
                                 durationMillis: r["duration_ms"], at: r["at"])
             }
-            return (Self.event(row), attempts)
+            return (try Self.event(row), attempts)
         }
     }
 
@@ -451,7 +322,16 @@ public final class SQLiteLedger: Ledger {
                 WHERE id = ?
                 """, arguments: [at, id])
             guard db.changesCount == 1, let row = try Row.fetchOne(db, sql: "SELECT * FROM outbox_events WHERE id = ?", arguments: [id]) else { return nil }
-            return Self.event(row)
+            return try Self.event(row)
+        }
+    }
+
+    public func pruneDeliveredEvents(before: Millis) async throws -> Int {
+        try await writes.write(durable: false) { db in
+            let old = "SELECT id FROM outbox_events WHERE delivered_at IS NOT NULL AND delivered_at < ? AND status = 'delivered'"
+            try db.execute(sql: "DELETE FROM delivery_attempts WHERE event_id IN (\(old))", arguments: [before])
+            try db.execute(sql: "DELETE FROM outbox_events WHERE id IN (\(old))", arguments: [before])
+            return db.changesCount
         }
     }
 
@@ -466,9 +346,7 @@ public final class SQLiteLedger: Ledger {
                 FROM outbox_events WHERE status IN ('pending', 'failed')
                 """)!
             let orders = try Row.fetchOne(db, sql: """
-                SELECT COUNT(*) FILTER (WHERE state IN ('pending', 'unknown') AND next_query_at IS NOT NULL AND next_query_at <= ?) AS due,
-                       COUNT(*) FILTER (WHERE state IN ('pending', 'unknown') AND next_query_at IS NOT NULL) AS open
-                FROM orders WHERE state IN ('pending', 'unknown')
+                SELECT COUNT(*) FILTER (WHERE next_query_at <= ?) AS due, COUNT(*) AS open FROM orders WHERE next_query_at IS NOT NULL
                 """, arguments: [now])!
             let flagged = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM orders WHERE flag IS NOT NULL") ?? 0
             return LedgerStatistics(

@@ -1,4 +1,24 @@
-import Ledger
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Milliseconds since the Unix epoch: how the journal and the outbox store every time.
+public typealias Millis = Int64
+
+/// The wall clock, in milliseconds. The one clock of the sidecar: the order rules never read it (they are
+/// given `now`), the code around them does.
+public func nowMillis() -> Millis {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Millis(ts.tv_sec) * 1000 + Millis(ts.tv_nsec) / 1_000_000
+}
+
+/// A duration in whole milliseconds (rounded toward zero).
+public func milliseconds(_ d: Duration) -> Millis {
+    d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+}
 
 /// `2026-11-29T03:28:47.123Z`: an RFC 3339 UTC timestamp with milliseconds, from milliseconds since 1970.
 ///
@@ -6,7 +26,7 @@ import Ledger
 /// `ISO8601FormatStyle` costs microseconds per call. The text of `Date.ISO8601FormatStyle(includingFractionalSeconds:
 /// true)` for years 0 to 9999, except that the milliseconds are exact (Foundation goes through a `Double` and
 /// prints 0.999 s as `.998`).
-func rfc3339(_ millis: Millis) -> String {
+public func rfc3339(_ millis: Millis) -> String {
     let (days, msOfDay) = millis.quotientAndRemainderFlooring(by: 86_400_000)
     // Days since 1970-01-01 to a civil date (proleptic Gregorian).
     let z = days + 719_468

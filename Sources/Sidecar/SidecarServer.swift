@@ -5,6 +5,7 @@ import Hummingbird
 import Ledger
 import Logging
 import NIOCore
+import Orders
 import ServiceLifecycle
 import Synchronization
 import Webhooks
@@ -22,6 +23,7 @@ public final class SidecarServer: Sendable {
     /// What `/metrics` shows.
     public let metrics: SidecarMetrics
     let dispatcher: WebhookDispatcher
+    let desk: OrderDesk
     let reconciler: Reconciler
     let logger: Logger
     let internalApp: Application<RouterResponder<SidecarRequestContext>>
@@ -59,10 +61,12 @@ public final class SidecarServer: Sendable {
             timeout: configuration.webhookTimeout, metrics: metrics, logger: logger
         )
         self.dispatcher = dispatcher
-        self.reconciler = Reconciler(ledger: ledger, gateway: gateway, configuration: configuration, onEmitted: { dispatcher.wake() }, metrics: metrics, logger: logger)
-        let internalRouter = SidecarServer.internalRouter(configuration: configuration, secrets: secrets, gateway: gateway, ledger: ledger, dispatcher: dispatcher,
-                                                          metrics: metrics, logger: logger)
-        let callbackRouter = SidecarServer.callbackRouter(configuration: configuration, secrets: secrets, ledger: ledger, dispatcher: dispatcher,
+        let desk = OrderDesk(ledger: ledger, policy: OrderPolicy(configuration), onEmitted: { dispatcher.wake() }, metrics: metrics, logger: logger)
+        self.desk = desk
+        self.reconciler = Reconciler(ledger: ledger, desk: desk, gateway: gateway, configuration: configuration, metrics: metrics, logger: logger)
+        let internalRouter = SidecarServer.internalRouter(configuration: configuration, secrets: secrets, gateway: gateway, ledger: ledger, desk: desk,
+                                                          dispatcher: dispatcher, metrics: metrics, logger: logger)
+        let callbackRouter = SidecarServer.callbackRouter(configuration: configuration, secrets: secrets, ledger: ledger, desk: desk,
                                                           metrics: metrics, logger: logger)
         let portBox = PortBox()
         self.ports = portBox
@@ -116,12 +120,13 @@ public final class SidecarServer: Sendable {
     }
 
     /// The internal API's router (routes are listed by the OpenAPI parity test).
-    static func internalRouter(configuration: SidecarConfiguration, secrets: SecretStore, gateway: GatewayClient, ledger: any Ledger,
+    static func internalRouter(configuration: SidecarConfiguration, secrets: SecretStore, gateway: GatewayClient, ledger: any Ledger, desk: OrderDesk,
                                dispatcher: WebhookDispatcher, metrics: SidecarMetrics, logger: Logger) -> Router<SidecarRequestContext> {
         let router = Router(context: SidecarRequestContext.self)
         router.add(middleware: RequestLogMiddleware(logger: logger, listener: "internal", metrics: metrics))
         if configuration.apiToken != nil { router.add(middleware: BearerTokenMiddleware(secrets: secrets)) }
-        InternalAPI(configuration: configuration, secrets: secrets, gateway: gateway, ledger: ledger, readiness: { await ledger.isHealthy() }).register(on: router)
+        InternalAPI(configuration: configuration, secrets: secrets, gateway: gateway, ledger: ledger, desk: desk, readiness: { await ledger.isHealthy() })
+            .register(on: router)
         router.get("/metrics") { _, _ in
             let text = await metrics.render(ledger: ledger, now: nowMillis())
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -132,12 +137,12 @@ public final class SidecarServer: Sendable {
     }
 
     /// The callback listener serves only the gateway's callbacks and `/healthz`; any internal route is 404 here.
-    static func callbackRouter(configuration: SidecarConfiguration, secrets: SecretStore, ledger: any Ledger, dispatcher: WebhookDispatcher,
+    static func callbackRouter(configuration: SidecarConfiguration, secrets: SecretStore, ledger: any Ledger, desk: OrderDesk,
                                metrics: SidecarMetrics, logger: Logger) -> Router<SidecarRequestContext> {
         let router = Router(context: SidecarRequestContext.self)
         router.add(middleware: RequestLogMiddleware(logger: logger, listener: "callback", metrics: metrics))
         router.get("/healthz") { _, _ in json(["status": .string("ok")]) }
-        CallbackAPI(configuration: configuration, secrets: secrets, ledger: ledger, onEmitted: { dispatcher.wake() }, metrics: metrics, logger: logger)
+        CallbackAPI(configuration: configuration, secrets: secrets, ledger: ledger, desk: desk, rejections: RejectionSampler(), metrics: metrics, logger: logger)
             .register(on: router)
         return router
     }

@@ -50,6 +50,10 @@ struct Serve: AsyncParsableCommand {
         }
         LoggingSystem.bootstrapSidecar(format: configuration.logFormat, level: configuration.logLevel)
         let logger = Logger(label: "pay-sidecar")
+        for flag in settings.secretFlagsGiven {
+            logger.warning("a secret was given on the command line: any user of this machine can read it in the process list; use the _FILE form",
+                           metadata: ["flag": "\(flag)"])
+        }
         let server: SidecarServer
         do {
             server = try SidecarServer(configuration: configuration, logger: logger)
@@ -70,11 +74,11 @@ struct Serve: AsyncParsableCommand {
                 logger.info("pay-sidecar started", metadata: [
                     "internal_api": "\(configuration.listen.host):\(ports.internalAPI)",
                     "callback_listener": "\(configuration.callbackListen.host):\(ports.callback)",
-                    "gateway": "\(configuration.gatewayURL)",
-                    "public_url": "\(configuration.publicURL)",
+                    "gateway": "\(URLText.redacted(configuration.gatewayURL))",
+                    "public_url": "\(URLText.redacted(configuration.publicURL))",
                     "database": "\(configuration.database)",
                     "api_token": "\(configuration.apiToken == nil ? "off" : "on")",
-                    "webhook_url": "\(configuration.webhookURL ?? "-")",
+                    "webhook_url": "\(configuration.webhookURL.map(URLText.redacted) ?? "-")",
                     "secret_files_watched": "\(configuration.secretFiles.count)",
                 ])
             }
@@ -107,18 +111,32 @@ struct SettingOptions: ParsableArguments {
     @Option(name: .customLong("gateway-timeout"), help: help(.gatewayTimeout)) var gatewayTimeout: String?
     @Option(name: .customLong("reconcile-after"), help: help(.reconcileAfter)) var reconcileAfter: String?
     @Option(name: .customLong("reconcile-horizon"), help: help(.reconcileHorizon)) var reconcileHorizon: String?
+    @Option(name: .customLong("resend-after"), help: help(.resendAfter)) var resendAfter: String?
     @Option(name: .customLong("journal-retention"), help: help(.journalRetention)) var journalRetention: String?
+    @Option(name: .customLong("tombstone-retention"), help: help(.tombstoneRetention)) var tombstoneRetention: String?
+    @Option(name: .customLong("event-retention"), help: help(.eventRetention)) var eventRetention: String?
     @Option(name: .customLong("unknown-order-callbacks"), help: help(.unknownOrderCallbacks)) var unknownOrderCallbacks: String?
     @Option(name: .customLong("secret-grace-period"), help: help(.secretGracePeriod)) var secretGracePeriod: String?
+    @Option(name: .customLong("header-timeout"), help: help(.headerTimeout)) var headerTimeout: String?
+    @Option(name: .customLong("idle-timeout"), help: help(.idleTimeout)) var idleTimeout: String?
+    @Option(name: .customLong("max-connections"), help: help(.maxConnections)) var maxConnections: String?
+    @Option(name: .customLong("allow-unauthenticated-api"), help: help(.allowUnauthenticatedAPI)) var allowUnauthenticatedAPI: String?
     @Option(name: .customLong("log-level"), help: help(.logLevel)) var logLevel: String?
     @Option(name: .customLong("log-format"), help: help(.logFormat)) var logFormat: String?
 
     static func help(_ setting: Setting) -> ArgumentHelp {
-        ArgumentHelp("\(setting.help) [env: \(setting.variable)]\(setting.defaultValue.map { " (default: \($0))" } ?? "")")
+        let visible = setting.isSecret ? " Visible to every user in the process list: prefer \(setting.fileFlag!) or \(setting.fileVariable!)." : ""
+        return ArgumentHelp("\(setting.help) [env: \(setting.variable)]\(setting.defaultValue.map { " (default: \($0))" } ?? "").\(visible)")
     }
 
     static func fileHelp(_ setting: Setting) -> ArgumentHelp {
         ArgumentHelp("Read \(setting.flag.dropFirst(2)) from this file, trimmed [env: \(setting.fileVariable!)]")
+    }
+
+    /// The secret flags given with their value on the command line (`--secret-key`, ...), which `ps` shows to
+    /// every user of the machine.
+    var secretFlagsGiven: [String] {
+        [(Setting.secretKey, secretKey), (Setting.apiToken, apiToken), (Setting.webhookSecret, webhookSecret)].compactMap { $0.1 == nil ? nil : $0.0.flag }
     }
 
     /// The given flags keyed by variable name.
@@ -134,8 +152,12 @@ struct SettingOptions: ParsableArguments {
             (Setting.databaseURL.variable, databaseURL), (Setting.callbackAllowedIPs.variable, callbackAllowedIPs),
             (Setting.trustedProxies.variable, trustedProxies),
             (Setting.gatewayTimeout.variable, gatewayTimeout), (Setting.reconcileAfter.variable, reconcileAfter),
-            (Setting.reconcileHorizon.variable, reconcileHorizon), (Setting.journalRetention.variable, journalRetention),
+            (Setting.reconcileHorizon.variable, reconcileHorizon), (Setting.resendAfter.variable, resendAfter),
+            (Setting.journalRetention.variable, journalRetention), (Setting.tombstoneRetention.variable, tombstoneRetention),
+            (Setting.eventRetention.variable, eventRetention),
             (Setting.unknownOrderCallbacks.variable, unknownOrderCallbacks), (Setting.secretGracePeriod.variable, secretGracePeriod),
+            (Setting.headerTimeout.variable, headerTimeout), (Setting.idleTimeout.variable, idleTimeout),
+            (Setting.maxConnections.variable, maxConnections), (Setting.allowUnauthenticatedAPI.variable, allowUnauthenticatedAPI),
             (Setting.logLevel.variable, logLevel), (Setting.logFormat.variable, logFormat),
         ]
         var result: [String: String] = [:]

@@ -1,5 +1,6 @@
 import CurlHTTP
 import Foundation
+import GatewayProtocol
 import Ledger
 import Sidecar
 import TestSupport
@@ -13,12 +14,14 @@ struct CallbackTests {
             let created = try await e2e.post("/v1/deposits", json: #"{"mrn":"D-cb-1","amount":"100.50","channelId":2,"returnUrl":"https://shop.example/r"}"#)
             #expect(created.status == 201)
             _ = try await e2e.client.execute(CurlRequest(method: "POST", url: e2e.gateway + "/_sim/deposits/D-cb-1/pay", body: Array(#"{"amount":"99.98"}"#.utf8)))
-            #expect(await eventually { e2e.receiver.requests.count == 1 })
+            // Paid another amount than ordered: settled, and flagged for a person.
+            #expect(await eventually { e2e.receiver.requests.count == 2 })
             let log = try JSONSerialization.jsonObject(with: Data(try await e2e.client.execute(CurlRequest(url: e2e.gateway + "/_sim/callbacks")).body)) as? [[String: Any]]
             #expect(log?.first?["accepted"] as? Bool == true, "the sidecar answered 200 success")
-            let webhook = try #require(e2e.receiver.requests.first)
-            let body = try #require(try JSONSerialization.jsonObject(with: Data(webhook.body)) as? [String: Any])
-            #expect(body["type"] as? String == "deposit.succeeded")
+            let bodies = e2e.receiver.requests.compactMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }
+            let body = try #require(bodies.first { $0["type"] as? String == "deposit.succeeded" })
+            let flagged = try #require(bodies.first { $0["type"] as? String == "deposit.flagged" }?["data"] as? [String: Any])
+            #expect(flagged["flag"] as? String == "amount_mismatch" && flagged["reportedAmount"] as? String == "99.98")
             let data = try #require(body["data"] as? [String: Any])
             #expect(data["mrn"] as? String == "D-cb-1")
             #expect(data["amount"] as? String == "99.98")
@@ -27,6 +30,8 @@ struct CallbackTests {
             #expect(data["source"] as? String == "callback")
             #expect(data["knownOrder"] as? Bool == true)
             #expect(data["amountMismatch"] as? Bool == true)
+            #expect(data["amountConfirmed"] as? Bool == true)
+            #expect(data["flag"] as? String == "amount_mismatch")
             #expect((body["timestamp"] as? String)?.hasSuffix("Z") == true)
             // The gateway calling back again (a query with callback=true) is a duplicate: nothing new.
             _ = try await e2e.get("/v1/deposits/D-cb-1?callback=true")
@@ -35,8 +40,8 @@ struct CallbackTests {
                 return attempts?.count == 2 && attempts?.last?["accepted"] as? Bool == true
             })
             try await Task.sleep(for: .milliseconds(300))
-            #expect(e2e.receiver.requests.count == 1)
-            #expect(try await e2e.allEvents().count == 1)
+            #expect(e2e.receiver.requests.count == 2)
+            #expect(try await e2e.allEvents().count == 2)
         }
     }
 
@@ -77,7 +82,7 @@ struct CallbackTests {
             let rejections = try await e2e.server.ledger.rejections(limit: 10)
             #expect(rejections.count == 1)
             #expect(rejections.first?.sourceAddress == "127.0.0.1")
-            #expect(rejections.first?.kind == "deposit")
+            #expect(rejections.first?.kind == .deposit)
             try await Task.sleep(for: .milliseconds(200))
             #expect(try await e2e.allEvents().isEmpty)
             #expect(e2e.receiver.requests.isEmpty)
@@ -94,8 +99,11 @@ struct CallbackTests {
             #expect(try await e2e.callback("payout", depositCallbackForm(mrn: "P-z")).status == 401)
             #expect(await eventually { e2e.receiver.requests.count == 1 })
             let event = try #require(try await e2e.allEvents().first)
-            #expect((event["payload"] as? [String: Any])?["type"] as? String == "payout.succeeded")
-            #expect(((event["payload"] as? [String: Any])?["data"] as? [String: Any])?["knownOrder"] as? Bool == false, "never journaled by this sidecar")
+            // Never journaled by this sidecar: stored and told as a flag, never as a settlement.
+            #expect((event["payload"] as? [String: Any])?["type"] as? String == "payout.flagged")
+            let data = try #require((event["payload"] as? [String: Any])?["data"] as? [String: Any])
+            #expect(data["flag"] as? String == "unknown_order")
+            #expect(data["knownOrder"] as? Bool == false)
         }
     }
 

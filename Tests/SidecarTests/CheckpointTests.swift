@@ -1,6 +1,8 @@
 import Foundation
+import GatewayProtocol
 import Ledger
 import Logging
+import Orders
 import ServiceLifecycle
 import TestSupport
 import Testing
@@ -9,9 +11,10 @@ import Testing
 
 @Suite("Journal checkpoints")
 struct CheckpointTests {
-    func order(_ n: Int) -> OrderRecord {
-        OrderRecord(kind: "payout", mrn: "P-ckpt-\(n)", amount: "1", channelId: nil, notifyUrl: nil, state: .pending, createdAt: 1, updatedAt: 1,
-                    request: String(repeating: "x", count: 400), fingerprint: "f")
+    func order(_ n: Int) -> JournalWrite {
+        var order = Order(kind: .payout, mrn: "P-ckpt-\(n)", amount: "1", state: .pending, request: String(repeating: "x", count: 400), fingerprint: "f", createdAt: 1)
+        order.version = 1
+        return JournalWrite(order: .insert(order))
     }
 
     func fileSize(_ path: String) throws -> Int {
@@ -26,7 +29,7 @@ struct CheckpointTests {
         let empty = try fileSize(ledger.path)
         // Several thousand pages of log: past SQLite's default threshold of 1,000, at which a commit would
         // have copied the log itself.
-        for n in 0..<1500 { _ = try await ledger.beginOrder(order(n)) }
+        for n in 0..<1500 { _ = try await ledger.commit(order(n)) }
         #expect(try fileSize(ledger.path + "-wal") > 1000 * 4096, "the log holds the writes")
         #expect(try fileSize(ledger.path) == empty, "no commit copied the log into the database")
 
@@ -40,6 +43,6 @@ struct CheckpointTests {
         }
         let (log, copied) = try await ledger.checkpoint()
         #expect(log > 0 && copied == log, "all of the log is in the database: \(copied) of \(log) pages")
-        #expect(try await ledger.order(kind: "payout", mrn: "P-ckpt-1499") != nil)
+        #expect(try await ledger.journaled(.payout, "P-ckpt-1499") != .nothing)
     }
 }

@@ -124,11 +124,50 @@ struct ConfigurationTests {
 
     @Test("every setting has a flag named after its variable")
     func flags() {
-        #expect(Setting.all.count == 22)
+        #expect(Setting.all.count == 29)
+        #expect(Set(Setting.all.map(\.flag)).count == Setting.all.count)
         #expect(Setting.gatewayURL.flag == "--gateway-url")
         #expect(Setting.callbackAllowedIPs.flag == "--callback-allowed-ips")
         #expect(Setting.secretKey.fileFlag == "--secret-key-file")
         #expect(Setting.all.filter(\.isSecret).map(\.variable) == ["PAYSIDECAR_SECRET_KEY", "PAYSIDECAR_API_TOKEN", "PAYSIDECAR_WEBHOOK_SECRET"])
+    }
+
+    @Test("money safety settings (contract section 9): defaults, validation, and no unauthenticated internal API beyond loopback")
+    func safetySettings() throws {
+        let c = try load()
+        #expect(c.resendAfter == .seconds(600) && c.tombstoneRetention == .seconds(400 * 86_400) && c.eventRetention == .seconds(720 * 3600))
+        #expect(c.headerTimeout == .seconds(10) && c.idleTimeout == .seconds(60) && c.maxConnections == 1024)
+        #expect(try load(env: required.merging(["PAYSIDECAR_SECRET_GRACE_PERIOD": "0"]) { $1 }).secretGracePeriod == .zero, "0 revokes at once")
+        #expect(throws: ConfigurationError("PAYSIDECAR_MAX_CONNECTIONS", "'0' is not a whole number from 1 to 1000000")) {
+            try load(env: required.merging(["PAYSIDECAR_MAX_CONNECTIONS": "0"]) { $1 })
+        }
+        #expect(throws: ConfigurationError("PAYSIDECAR_RESEND_AFTER", "'0' is not a positive duration (e.g. 500ms, 10s, 5m, 2h, 30d)")) {
+            try load(env: required.merging(["PAYSIDECAR_RESEND_AFTER": "0"]) { $1 })
+        }
+        for open in ["0.0.0.0:8080", "10.1.2.3:8080", "[::]:8080", ":8080"] {
+            do {
+                _ = try load(env: required.merging(["PAYSIDECAR_LISTEN": open]) { $1 })
+                Issue.record("\(open) without a token started")
+            } catch {
+                #expect(error.setting == "PAYSIDECAR_LISTEN" && error.message.contains("PAYSIDECAR_API_TOKEN"), "\(error)")
+            }
+            #expect(throws: Never.self) { try load(env: required.merging(["PAYSIDECAR_LISTEN": open, "PAYSIDECAR_API_TOKEN": "t"]) { $1 }) }
+            #expect(throws: Never.self) { try load(env: required.merging(["PAYSIDECAR_LISTEN": open, "PAYSIDECAR_ALLOW_UNAUTHENTICATED_API": "true"]) { $1 }) }
+        }
+        for loopback in ["127.0.0.1:8080", "127.8.9.10:1", "[::1]:8080", "localhost:8080"] {
+            #expect(throws: Never.self) { try load(env: required.merging(["PAYSIDECAR_LISTEN": loopback]) { $1 }) }
+        }
+        #expect(throws: ConfigurationError("PAYSIDECAR_ALLOW_UNAUTHENTICATED_API", "'maybe' is not true or false")) {
+            try load(env: required.merging(["PAYSIDECAR_ALLOW_UNAUTHENTICATED_API": "maybe"]) { $1 })
+        }
+    }
+
+    @Test("URLs in logs and errors lose their userinfo, query and fragment")
+    func redactedURLs() {
+        #expect(URLText.redacted("https://user:pw@hooks.example:8443/in?token=x#f") == "https://hooks.example:8443/in")
+        #expect(URLText.redacted("http://hooks.example/a@b?x=1") == "http://hooks.example/a@b")
+        #expect(URLText.redacted("https://pay.example.com") == "https://pay.example.com")
+        #expect(URLText.redacted("postgres://app:secret@db:5432/pay?sslmode=require") == "postgres://db:5432/pay")
     }
 
     @Test("addresses and durations")

@@ -39,7 +39,7 @@ struct ErrorMappingTests {
         }
     }
 
-    @Test("invalid_data from the gateway is 422; a code the gateway never documented is kept and is 502")
+    @Test("invalid_data from the gateway is 422; a code the gateway never documented is kept, is 502 and leaves the order unknown")
     func invalidDataAndUnknownCodes() async throws {
         try await withSidecar { (e2e: E2E) async throws in
             try await e2e.addFault(#"{"path":"/api/Payouts/Create","kind":"answer","value":{"error":"invalid_data","errorMessage":"bank not supported"},"count":1}"#)
@@ -52,11 +52,13 @@ struct ErrorMappingTests {
             let odd = try await e2e.post("/v1/payouts", json: payoutBody.replacingOccurrences(of: "P-err", with: "P-odd"))
             #expect(odd.status == 502)
             #expect(try object(odd)["code"] as? String == "rate_limited")
+            #expect(try object(odd)["orderStatus"] as? String == "unknown", "an undocumented answer may hide an order that exists")
 
             try await e2e.addFault(#"{"path":"/api/Pay/Create","kind":"answer","value":{"Success":false,"ErrorMsg":"channel closed for maintenance"},"count":1}"#)
             let refused = try await e2e.post("/v1/deposits", json: depositBody)
-            #expect(refused.status == 422)
+            #expect(refused.status == 502)
             #expect(try object(refused)["code"] as? String == "gateway_rejected")
+            #expect(try object(refused)["orderStatus"] as? String == "unknown")
             #expect((try object(refused)["detail"] as? String)?.contains("channel closed") == true)
         }
     }

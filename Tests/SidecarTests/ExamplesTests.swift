@@ -112,6 +112,7 @@ struct ExamplesTests {
             defer { receiver.stop() }
             #expect(await eventually { receiver.text.contains("listening") }, "\(language): \(receiver.text)")
             try await withSidecar(settings: ["PAYSIDECAR_WEBHOOK_URL": "http://127.0.0.1:\(port)/webhooks"]) { (e2e: E2E) async throws in
+                try await e2e.createDeposit("D-recv-\(port)")
                 #expect(try await e2e.callback("deposit", depositCallbackForm(mrn: "D-recv-\(port)")).bodyText == "success")
                 #expect(await eventually { receiver.text.contains("verified deposit.succeeded mrn=D-recv-\(port) amount=100.00 source=callback") },
                         "\(language): \(receiver.text)")

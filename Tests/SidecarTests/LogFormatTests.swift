@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Orders
 import Testing
 
 @testable import Sidecar

@@ -61,19 +61,21 @@ struct ObservabilityTests {
             #expect(payout.status == 202)
             _ = try await e2e.get("/v1/no-such-route/P-metrics-secret-path", headers: auth)
             _ = try await e2e.get("/v1/payouts/P-metrics-1", headers: auth)
-            // Callbacks: accepted, duplicate, bad signature, amount mismatch.
+            // Callbacks: accepted, duplicate, bad signature, amount mismatch (stored, settled and flagged).
             let good = payoutCallbackForm(mrn: "P-metrics-1", amount: "5")
             #expect(try await e2e.callback("payout", good).bodyText == "success")
             #expect(try await e2e.callback("payout", good).bodyText == "success")
             #expect(try await e2e.callback("payout", payoutCallbackForm(mrn: "P-metrics-1", amount: "5", sign: String(repeating: "0", count: 32))).status == 401)
             let other = try await e2e.post("/v1/payouts", json: #"{"mrn":"P-metrics-2","amount":7,"bankName":"b","accountName":"a","accountNumber":"1"}"#, headers: auth)
             #expect(other.status == 202)
-            #expect(try await e2e.callback("payout", payoutCallbackForm(mrn: "P-metrics-2", amount: "70")).status == 400)
-            // The delivery is counted once the outbox has recorded it.
+            let mismatched = try await e2e.post("/v1/payouts", json: #"{"mrn":"P-metrics-3","amount":7,"bankName":"b","accountName":"a","accountNumber":"1"}"#, headers: auth)
+            #expect(mismatched.status == 202)
+            #expect(try await e2e.callback("payout", payoutCallbackForm(mrn: "P-metrics-3", amount: "70")).bodyText == "success")
+            // The deliveries are counted once the outbox has recorded them: P-metrics-1, and P-metrics-3's settlement and flag.
             #expect(await eventually {
-                (try? parsePrometheus(await e2e.get("/metrics").bodyText))?.value("paysidecar_webhook_deliveries_total", ["outcome": "delivered"]) == 1
+                (try? parsePrometheus(await e2e.get("/metrics").bodyText))?.value("paysidecar_webhook_deliveries_total", ["outcome": "delivered"]) == 3
             })
-            #expect(e2e.receiver.requests.count == 1)
+            #expect(e2e.receiver.requests.count == 3)
 
             // Open without the token, as probes are.
             let response = try await e2e.get("/metrics")
@@ -82,19 +84,20 @@ struct ObservabilityTests {
             let text = response.bodyText
             let samples = try parsePrometheus(text)
             let requests = "paysidecar_http_requests_total"
-            #expect(samples.value(requests, ["listener": "internal", "method": "POST", "route": "/v1/payouts", "status": "202"]) == 2)
+            #expect(samples.value(requests, ["listener": "internal", "method": "POST", "route": "/v1/payouts", "status": "202"]) == 3)
             #expect(samples.value(requests, ["listener": "internal", "route": "/v1/payouts/{mrn}", "status": "200"]) == 1)
             #expect(samples.value(requests, ["listener": "internal", "route": "unmatched", "status": "404"]) == 1, "\(text)")
-            #expect(samples.value(requests, ["listener": "callback", "route": "/callbacks/payout", "status": "200"]) == 2)
-            #expect(samples.value("paysidecar_gateway_requests_total", ["operation": "payout_create", "outcome": "answered"]) == 2)
+            #expect(samples.value(requests, ["listener": "callback", "route": "/callbacks/payout", "status": "200"]) == 3)
+            #expect(samples.value("paysidecar_gateway_requests_total", ["operation": "payout_create", "outcome": "answered"]) == 3)
             #expect(samples.value("paysidecar_gateway_requests_total", ["operation": "payout_query", "outcome": "answered"]) == 1)
-            #expect(samples.value("paysidecar_gateway_request_duration_seconds_count", ["operation": "payout_create"]) == 2)
-            #expect(samples.value("paysidecar_gateway_request_duration_seconds_bucket", ["operation": "payout_create", "le": "+Inf"]) == 2)
-            #expect(samples.value("paysidecar_callbacks_total", ["kind": "payout", "result": "accepted"]) == 1)
+            #expect(samples.value("paysidecar_gateway_request_duration_seconds_count", ["operation": "payout_create"]) == 3)
+            #expect(samples.value("paysidecar_gateway_request_duration_seconds_bucket", ["operation": "payout_create", "le": "+Inf"]) == 3)
+            #expect(samples.value("paysidecar_callbacks_total", ["kind": "payout", "result": "accepted"]) == 2)
             #expect(samples.value("paysidecar_callbacks_total", ["kind": "payout", "result": "duplicate"]) == 1)
             #expect(samples.value("paysidecar_callbacks_total", ["kind": "payout", "result": "rejected", "reason": "bad_signature"]) == 1)
-            #expect(samples.value("paysidecar_callbacks_total", ["kind": "payout", "result": "rejected", "reason": "amount_mismatch"]) == 1)
-            #expect(samples.value("paysidecar_webhook_deliveries_total", ["outcome": "delivered"]) == 1)
+            #expect(samples.value("paysidecar_order_flags_total", ["kind": "payout", "flag": "amount_mismatch"]) == 1)
+            #expect(samples.value("paysidecar_flagged_orders") == 1)
+            #expect(samples.value("paysidecar_webhook_deliveries_total", ["outcome": "delivered"]) == 3)
             #expect(samples.value("paysidecar_database_up") == 1)
             // P-metrics-2 is pending and followed by the reconciler, not yet due (PAYSIDECAR_RECONCILE_AFTER is 60s).
             #expect(samples.value("paysidecar_reconciler_open_orders") == 1)

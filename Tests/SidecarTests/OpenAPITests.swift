@@ -18,7 +18,7 @@ struct OpenAPITests {
         let server = try SidecarServer(configuration: configuration, logger: Logger(label: "test"))
         let gateway = GatewayClient(http: server.http, baseURL: configuration.gatewayURL, secrets: server.secrets, timeout: .seconds(1))
         let router = SidecarServer.internalRouter(configuration: configuration, secrets: server.secrets, gateway: gateway, ledger: server.ledger,
-                                                  dispatcher: server.dispatcher, metrics: server.metrics, logger: Logger(label: "test"))
+                                                  desk: server.desk, dispatcher: server.dispatcher, metrics: server.metrics, logger: Logger(label: "test"))
         let served = Set(router.routes.map { route -> String in
             let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
             return "\(route.method.rawValue) /\(path)"

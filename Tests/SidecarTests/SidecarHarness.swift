@@ -108,6 +108,18 @@ struct E2E {
         try object(try await get("/v1/events/\(id)"))
     }
 
+    /// Journals a deposit (web API mode) that the default `depositCallbackForm` matches: 100, channel 2.
+    func createDeposit(_ mrn: String, amount: String = "100", channel: Int = 2, headers: [(String, String)] = [("Content-Type", "application/json")]) async throws {
+        let response = try await post("/v1/deposits", json: #"{"mrn":"\#(mrn)","amount":"\#(amount)","channelId":\#(channel),"returnUrl":"https://shop.example/r"}"#, headers: headers)
+        precondition(response.status == 201, response.bodyText)
+    }
+
+    /// Journals a payout that the default `payoutCallbackForm` matches: 500.
+    func createPayout(_ mrn: String, amount: Int = 500, headers: [(String, String)] = [("Content-Type", "application/json")]) async throws {
+        let response = try await post("/v1/payouts", json: #"{"mrn":"\#(mrn)","amount":\#(amount),"bankName":"b","accountName":"a","accountNumber":"1"}"#, headers: headers)
+        precondition(response.status == 202, response.bodyText)
+    }
+
     func addFault(_ json: String) async throws {
         let response = try await client.execute(CurlRequest(method: "POST", url: gateway + "/_sim/faults", headers: [("Content-Type", "application/json")], body: Array(json.utf8)))
         precondition(response.status == 201, response.bodyText)

@@ -78,6 +78,7 @@ struct ToolsTests {
     @Test("events list, show and redeliver talk to the internal API with the token")
     func events() async throws {
         try await withSidecar(settings: ["PAYSIDECAR_API_TOKEN": TestMerchant.apiToken]) { (e2e: E2E) async throws in
+            try await e2e.createDeposit("D-cli", headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(TestMerchant.apiToken)")])
             #expect(try await e2e.callback("deposit", depositCallbackForm(mrn: "D-cli")).bodyText == "success")
             #expect(await eventually { e2e.receiver.requests.count == 1 })
             let id = try #require(e2e.receiver.requests.first?.header("webhook-id"))

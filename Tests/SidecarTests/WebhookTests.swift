@@ -8,7 +8,11 @@ struct WebhookTests {
     @Test("Standard Webhooks headers, verified by the independent Python package standardwebhooks")
     func verifiedByPython() async throws {
         try await withSidecar { (e2e: E2E) async throws in
-            for i in 0..<3 { _ = try await e2e.callback("deposit", depositCallbackForm(mrn: "D-py-\(i)")) }
+            for i in 0..<3 {
+                try await e2e.createDeposit("D-py-\(i)")
+                _ = try await e2e.callback("deposit", depositCallbackForm(mrn: "D-py-\(i)"))
+            }
+            try await e2e.createPayout("P-py")
             _ = try await e2e.callback("payout", payoutCallbackForm(mrn: "P-py"))
             #expect(await eventually { e2e.receiver.requests.count == 4 })
             let requests = e2e.receiver.requests.map { r -> [String: String] in
@@ -110,7 +114,7 @@ struct WebhookTests {
 
     @Test("an event with no target is kept as failed with a clear reason")
     func noTarget() async throws {
-        try await withSidecar(settings: ["PAYSIDECAR_WEBHOOK_URL": "", "PAYSIDECAR_WEBHOOK_SECRET": ""]) { (e2e: E2E) async throws in
+        try await withSidecar(settings: ["PAYSIDECAR_WEBHOOK_URL": ""]) { (e2e: E2E) async throws in
             _ = try await e2e.callback("deposit", depositCallbackForm(mrn: "D-none"))
             let id = try await waitForEventID(e2e)
             #expect(await eventually { (try? await e2e.event(id))?["status"] as? String == "failed" })
@@ -122,6 +126,7 @@ struct WebhookTests {
     func eventsAPI() async throws {
         try await withSidecar { (e2e: E2E) async throws in
             for i in 0..<5 { _ = try await e2e.callback("deposit", depositCallbackForm(mrn: "D-list-\(i)")) }
+            try await e2e.createPayout("P-list")
             _ = try await e2e.callback("payout", payoutCallbackForm(mrn: "P-list"))
             #expect(await eventually { e2e.receiver.requests.count == 6 })
             let page = try object(try await e2e.get("/v1/events?limit=2"))
@@ -129,6 +134,7 @@ struct WebhookTests {
             #expect(page["hasMore"] as? Bool == true)
             #expect(try await e2e.allEvents().count == 6)
             #expect(try await e2e.allEvents("&type=payout.succeeded").count == 1)
+            #expect(try await e2e.allEvents("&type=deposit.flagged").count == 5, "callbacks for deposits nobody created are flags")
             #expect(try await e2e.allEvents("&mrn=D-list-3").count == 1)
             #expect(await eventually { (try? await e2e.allEvents("&status=delivered").count) == 6 })
             #expect(try await e2e.get("/v1/events/evt_missing").status == 404)

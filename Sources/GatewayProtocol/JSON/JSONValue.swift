@@ -32,6 +32,12 @@ public enum JSONValue: Sendable, Hashable {
         return nil
     }
 
+    /// The elements of an array, or nil.
+    public var elements: [JSONValue]? {
+        if case .array(let elements) = self { return elements }
+        return nil
+    }
+
     /// The first member whose name equals `name` exactly.
     public subscript(name: String) -> JSONValue? {
         members?.first { $0.name == name }?.value

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import Ledger
 import NIOCore
+import Orders
 
 /// The internal API (contract section 3): unsigned JSON in, signed gateway calls out.
 struct InternalAPI: Sendable {
@@ -12,6 +13,7 @@ struct InternalAPI: Sendable {
     let secrets: SecretStore
     let gateway: GatewayClient
     let ledger: any Ledger
+    let desk: OrderDesk
     let readiness: @Sendable () async -> Bool
 
     static let maxBodySize = 64 * 1024
@@ -45,39 +47,66 @@ struct InternalAPI: Sendable {
     func createDeposit(_ request: Request, _ context: SidecarRequestContext) async throws -> Response {
         let input = try DepositInput.validate(try await readObject(request)).get()
         context.trace.mrn = input.mrn
+        try requireSignedWebhooks(input.notifyUrl)
         let deposit = DepositRequest(
             amount: input.amount, appKey: configuration.appKey, callbackUrl: configuration.depositCallbackURL,
             channelId: input.channelId, mrn: input.mrn, returnUrl: input.returnUrl, payer: input.payer
         )
-        return try await idempotentCreate(.deposit, mrn: input.mrn, amount: input.amount.text, channelId: input.channelId,
-                                          notifyUrl: input.notifyUrl, normalized: input.normalized) {
+        let create = CreateRequest(kind: .deposit, mrn: input.mrn, amount: input.amount.text, channelId: input.channelId, notifyUrl: input.notifyUrl,
+                                   request: input.normalized.jsonText, fingerprint: Self.fingerprint(input.normalized.jsonText))
+        return try await idempotentCreate(create) { () async -> SentCreate in
             switch input.mode {
             case .page:
                 let form = PageForm.answer(deposit, action: configuration.gatewayURL + "/api/Pay", secret: secrets.merchantSigning)
-                return CreateOutcome(state: .pending, code: nil, status: .created, body: form)
+                return SentCreate(report: .formIssued) { _ in (.created, form) }
             case .api:
                 let call = await gateway.createDeposit(deposit)
                 context.trace.gatewayLatency = call.latency
-                return CreateOutcome(call.result) { answer in
-                    guard answer.success, let payUrl = answer.payUrl else { return .failure(Self.depositRefusal(answer.errorMsg)) }
-                    return .success((.created, .object([
-                        "mrn": .string(input.mrn), "status": .string("pending"),
-                        "payUrl": .string(DepositCreateAnswer.absolutePayURL(payUrl, gatewayBaseURL: configuration.gatewayURL)),
-                    ])))
+                switch call.result {
+                case .success(let answer) where answer.success && answer.payUrl != nil:
+                    let payUrl = DepositCreateAnswer.absolutePayURL(answer.payUrl ?? "", gatewayBaseURL: configuration.gatewayURL)
+                    return SentCreate(report: .accepted) { _ in
+                        (.created, .object(["mrn": .string(input.mrn), "status": .string("pending"), "payUrl": .string(payUrl)]))
+                    }
+                case .success(let answer):
+                    let code = Self.depositRefusalCode(answer.errorMsg)
+                    return SentCreate(report: .refused(code: code)) { verdict in Self.refusal(code: code, message: answer.errorMsg, verdict: verdict) }
+                case .failure(let failure):
+                    return SentCreate(failure)
                 }
             }
         }
     }
 
-    /// The deposit API documents only `success` and `errorMsg`; when the message starts with one of the
-    /// payout codes, it maps the same way, else it is a refusal the caller may be able to fix.
-    static func depositRefusal(_ message: String?) -> Problem {
-        let text = message ?? ""
-        for code in GatewayResultCode.documentedErrors where text.lowercased().hasPrefix(code.rawValue) {
-            return Problem.gatewayRefused(code, message: text)
+    /// The deposit API documents only `success` and `errorMsg`: the code is the word its message starts with
+    /// (`mrn_duplication: ...`, as the payout codes are written), or `gateway_rejected` when it starts with none.
+    static func depositRefusalCode(_ message: String?) -> String {
+        let text = (message ?? "").trimmingSpaces()
+        let word = text.prefix { ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || $0 == "_" || ($0 >= "0" && $0 <= "9") }
+        let rest = text.dropFirst(word.count).first
+        guard word.count >= 3, word.contains("_") || GatewayResultCode(rawValue: word.lowercased()).isDocumented, rest == nil || rest == ":" || rest == " " else {
+            return "gateway_rejected"
         }
-        return Problem(.unprocessableContent, code: "gateway_rejected", title: "Gateway refused the deposit",
-                       detail: text.isEmpty ? "the gateway answered success: false without a message" : "the gateway refused the deposit: \(text)")
+        return word.lowercased()
+    }
+
+    /// The answer to a create the gateway refused: a documented code maps as the contract says; a code that
+    /// leaves the order possibly existing (`mrn_duplication`, an undocumented one) says `orderStatus: unknown`.
+    static func refusal(code: String, message: String?, verdict: CreateVerdict) -> (HTTPResponse.Status, JSONValue) {
+        var problem: Problem
+        if code == "gateway_rejected" {
+            problem = Problem(.badGateway, code: code, title: "Gateway refused the deposit",
+                              detail: (message ?? "").isEmpty ? "the gateway answered success: false without a message" : "the gateway refused the deposit: \(message ?? "")")
+        } else {
+            problem = Problem.gatewayRefused(GatewayResultCode(rawValue: code), message: message)
+        }
+        if verdict == .unknown {
+            problem.extensions.append(.init("orderStatus", .string("unknown")))
+            problem.detail += code == GatewayResultCode.mrnDuplication.rawValue
+                ? "; the mrn was new to this sidecar, so an earlier send may have landed: the order may exist and is being queried; do not pay again"
+                : "; the gateway's answer is not one it documents, so the order may exist: it is being queried; do not pay again"
+        }
+        return (problem.status, problem.json)
     }
 
     // MARK: Payouts
@@ -85,84 +114,93 @@ struct InternalAPI: Sendable {
     func createPayout(_ request: Request, _ context: SidecarRequestContext) async throws -> Response {
         let input = try PayoutInput.validate(try await readObject(request)).get()
         context.trace.mrn = input.mrn
+        try requireSignedWebhooks(input.notifyUrl)
         let payout = PayoutRequest(
             accountName: input.accountName, accountNumber: input.accountNumber, amount: input.amount, appKey: configuration.appKey,
             bankName: input.bankName, callbackUrl: configuration.payoutCallbackURL, mrn: input.mrn
         )
-        return try await idempotentCreate(.payout, mrn: input.mrn, amount: input.amount.text, channelId: nil,
-                                          notifyUrl: input.notifyUrl, normalized: input.normalized) {
+        let create = CreateRequest(kind: .payout, mrn: input.mrn, amount: input.amount.text, channelId: nil, notifyUrl: input.notifyUrl,
+                                   request: input.normalized.jsonText, fingerprint: Self.fingerprint(input.normalized.jsonText))
+        return try await idempotentCreate(create) { () async -> SentCreate in
             let call = await gateway.createPayout(payout)
             context.trace.gatewayLatency = call.latency
-            return CreateOutcome(call.result) { answer in
-                guard answer.error.isSuccess else { return .failure(Problem.gatewayRefused(answer.error, message: answer.errorMessage)) }
-                return .success((.accepted, .object(["mrn": .string(input.mrn), "status": .string("pending")])))
+            switch call.result {
+            case .success(let answer) where answer.error.isSuccess:
+                return SentCreate(report: .accepted) { _ in (.accepted, .object(["mrn": .string(input.mrn), "status": .string("pending")])) }
+            case .success(let answer):
+                return SentCreate(report: .refused(code: answer.error.rawValue)) { verdict in
+                    Self.refusal(code: answer.error.rawValue, message: answer.errorMessage, verdict: verdict)
+                }
+            case .failure(let failure):
+                return SentCreate(failure)
             }
         }
+    }
+
+    /// Webhooks are never sent unsigned: an order naming its own target needs the webhook secret.
+    func requireSignedWebhooks(_ notifyUrl: String?) throws {
+        guard notifyUrl != nil, configuration.webhookSecret == nil else { return }
+        throw Problem.invalid([FieldProblem(field: "notifyUrl", message: "needs PAYSIDECAR_WEBHOOK_SECRET to be set: webhooks are never sent unsigned")])
     }
 
     // MARK: Journal
 
+    /// What sending a create came to, and how to word the answer once the order rules have given their verdict.
+    struct SentCreate {
+        var report: CreateReport
+        var render: (CreateVerdict) -> (HTTPResponse.Status, JSONValue)
+
+        init(report: CreateReport, render: @escaping (CreateVerdict) -> (HTTPResponse.Status, JSONValue)) {
+            self.report = report
+            self.render = render
+        }
+
+        /// A call with no readable answer: the contract's 502/504, with `orderStatus: unknown` when it may have arrived.
+        init(_ failure: GatewayCallFailure) {
+            let problem = Problem.gateway(failure, isCreate: true)
+            self.init(report: .failed(requestSent: failure.requestSent, code: problem.code)) { _ in (problem.status, problem.json) }
+        }
+    }
+
     /// Journals a create before anything is sent, or answers a retry of one (Stripe's idempotency, keyed by
-    /// mrn): the same body gets the recorded answer again without a second gateway call; a different body is
-    /// 409 `mrn_conflict`; a retry while the first is in flight is 409 `request_in_progress`. A create that
-    /// never reached the gateway may be sent again.
-    func idempotentCreate(_ kind: OrderKind, mrn: String, amount: String, channelId: Int?, notifyUrl: String?, normalized: JSONValue,
-                          send: () async -> CreateOutcome) async throws -> Response {
-        let request = normalized.jsonText
-        let fingerprint = Self.fingerprint(request)
-        let now = nowMillis()
-        let begin = try await storage {
-            try await ledger.beginOrder(OrderRecord(kind: kind.rawValue, mrn: mrn, amount: amount, channelId: channelId, notifyUrl: notifyUrl,
-                                                    state: .sending, createdAt: now, updatedAt: now, request: request, fingerprint: fingerprint))
+    /// mrn), as the order rules decide; sends it; records the outcome and the answer given, which identical
+    /// retries get again.
+    func idempotentCreate(_ create: CreateRequest, send: () async -> SentCreate) async throws -> Response {
+        let begun = try await storage { try await desk.decide(create.kind, create.mrn, known: .nothing) { $0.create(create, at: nowMillis()) } }
+        switch begun.decision.action {
+        case .send:
+            break
+        case .replay(let answer):
+            var response = Self.response(status: answer.status, body: answer.body)
+            response.headers[.idempotentReplayed] = "true"
+            return response
+        case .report(let state):
+            return json(["mrn": .string(create.mrn), "status": .string(Self.status(state))], status: create.kind == .payout ? .accepted : .ok)
+        case .conflict(let detail):
+            throw Problem(.conflict, code: "mrn_conflict", title: "mrn already used for another order", detail: detail)
+        case .inProgress:
+            throw Problem(.conflict, code: "request_in_progress", title: "Request in progress",
+                          detail: "a request for mrn \(create.mrn) is still being sent; retry in a moment")
+        default:
+            var problem = Problem(.badGateway, code: "gateway_unavailable", title: "Outcome unknown",
+                                  detail: "the sidecar stopped while sending this request; the order may or may not exist and is being queried")
+            problem.extensions.append(.init("orderStatus", .string("unknown")))
+            throw problem
         }
-        if case .existing(let order) = begin {
-            guard order.fingerprint == fingerprint else {
-                throw Problem(.conflict, code: "mrn_conflict", title: "mrn already used for another order",
-                              detail: "mrn \(mrn) was used with a different request; nothing was sent")
-            }
-            let restarted = try await storage { try await ledger.restartOrder(kind: kind.rawValue, mrn: mrn, at: now) }
-            if !restarted {
-                if order.state == .unknown, order.responseBody == nil {
-                    var problem = Problem(.badGateway, code: "gateway_unavailable", title: "Outcome unknown",
-                                          detail: "the sidecar stopped while sending this request; the order may or may not exist and is being queried")
-                    problem.extensions.append(.init("orderStatus", .string("unknown")))
-                    throw problem
-                }
-                if order.state == .sending || order.responseBody == nil {
-                    throw Problem(.conflict, code: "request_in_progress", title: "Request in progress",
-                                  detail: "a request for mrn \(mrn) is still being sent; retry in a moment")
-                }
-                // The first answer said "unknown" but the reconciler has since learned the outcome: say what is
-                // known now rather than replay a stale answer.
-                if order.gatewayCode != nil, order.responseStatus.map({ $0 >= 500 }) == true, order.state != .unknown, order.state != .rejected {
-                    return json(["mrn": .string(mrn), "status": .string(Self.journalStatus(order.state))], status: kind == .payout ? .accepted : .ok)
-                }
-                return Self.replay(order)
-            }
-        }
-        let outcome = await send()
-        let body = outcome.body.jsonText
-        let unsettled = outcome.state == .pending || outcome.state == .unknown
+        let sent = await send()
+        let (status, body) = sent.render(OrderStateMachine.verdict(for: sent.report))
+        let answer = RecordedAnswer(status: Int(status.code), body: body.jsonText)
         do {
-            try await ledger.finishCreate(kind: kind.rawValue, mrn: mrn, state: outcome.state, gatewayCode: outcome.code,
-                                          responseStatus: Int(outcome.status.code), responseBody: body,
-                                          nextQueryAt: unsettled ? nowMillis() + milliseconds(configuration.reconcileAfter) : nil, at: nowMillis())
+            _ = try await desk.decide(create.kind, create.mrn, known: begun.journaled) { $0.createSent(sent.report, answer: answer, at: nowMillis()) }
         } catch {
             throw Problem(.serviceUnavailable, code: "storage_unavailable", title: "Storage unavailable",
-                          detail: "the outcome could not be journaled (it was \(outcome.state.rawValue)); query the order before retrying")
+                          detail: "the outcome could not be journaled (the answer was HTTP \(answer.status)); query the order before retrying")
         }
-        return Self.response(status: Int(outcome.status.code), body: body)
+        return Self.response(status: answer.status, body: answer.body)
     }
 
     static func fingerprint(_ text: String) -> String {
         SHA256.hash(data: Array(text.utf8)).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-    }
-
-    /// The recorded answer, byte for byte, marked as a replay.
-    static func replay(_ order: OrderRecord) -> Response {
-        var response = response(status: order.responseStatus ?? 200, body: order.responseBody ?? "{}")
-        response.headers[.idempotentReplayed] = "true"
-        return response
     }
 
     static func response(status: Int, body: String) -> Response {
@@ -191,65 +229,97 @@ struct InternalAPI: Sendable {
             }
         }
         guard problems.isEmpty else { throw Problem.invalid(problems) }
-        let journaled = try await storage { try await ledger.order(kind: kind.rawValue, mrn: mrn) }
+        var journaled = try await storage { try await ledger.journaled(kind, mrn) }
         let call = await gateway.query(OrderQuery(kind: kind, appKey: configuration.appKey, mrn: mrn, callback: callback))
         context.trace.gatewayLatency = call.latency
+        // What the gateway says goes through the order rules like the reconciler's queries (an outcome is
+        // settled, a contradiction flagged); a caller's query never moves the reconciler's schedule.
+        if case .order = journaled {
+            let known = journaled
+            journaled = try await storage {
+                try await desk.decide(kind, mrn, known: known) { $0.query(QueryReport(call.result), origin: .caller, at: nowMillis()) }.journaled
+            }
+        }
+        var order: Order?
+        var tombstone: Tombstone?
+        switch journaled {
+        case .order(let o): order = o
+        case .tombstone(let t): tombstone = t
+        case .nothing: break
+        }
         // With a journal entry the answer stands even when the gateway cannot be asked right now.
         let answer: QueryAnswer?
         switch call.result {
         case .success(let a): answer = a
         case .failure(let failure):
-            guard journaled != nil else { throw Problem.gateway(failure, isCreate: false) }
+            guard order != nil || tombstone != nil else { throw Problem.gateway(failure, isCreate: false) }
             answer = nil
         }
-        if let answer, !answer.error.isSuccess, answer.error != .objectNotFound, journaled == nil {
+        if let answer, !answer.error.isSuccess, answer.error != .objectNotFound, order == nil, tombstone == nil {
             throw Problem.gatewayRefused(answer.error, message: nil)
         }
         let gatewayStatus = answer.flatMap { $0.error.isSuccess ? $0.status : nil }
-        if gatewayStatus == nil, journaled == nil {
+        if gatewayStatus == nil, order == nil, tombstone == nil {
             throw Problem(.notFound, code: "order_not_found", title: "Order not found", detail: "neither the journal nor the gateway knows a \(kind.rawValue) with mrn \(mrn)")
         }
         var members: [JSONValue.JSONMember] = [.init("mrn", .string(mrn))]
         let status: String
-        if let order = journaled, order.state.isSettled {
-            status = order.state.rawValue
+        if let order, order.state.isSettled || order.state == .unknown || order.state == .rejected {
+            status = Self.status(order.state)
+        } else if let tombstone {
+            status = tombstone.outcome.rawValue
         } else if let gatewayStatus {
             status = Self.statusText(gatewayStatus)
         } else {
-            status = journaled.map { Self.journalStatus($0.state) } ?? "unknown"
+            status = order.map { Self.status($0.state) } ?? "unknown"
         }
         members.append(.init("status", .string(status)))
         members.append(.init("gatewayStatus", gatewayStatus.map { .number(String($0.code)) } ?? .null))
         if let answer, !answer.error.isSuccess { members.append(.init("gatewayCode", .string(answer.error.rawValue))) }
         if case .failure(let failure) = call.result { members.append(.init("gatewayError", .string(failure.description))) }
         members.append(.init("callbackRequested", .bool(callback)))
-        members.append(.init("journal", journaled.map(Self.journalJSON) ?? .null))
+        members.append(.init("journal", order.map(Self.journalJSON) ?? tombstone.map(Self.tombstoneJSON) ?? .null))
         return json(.object(members))
     }
 
-    static func journalStatus(_ state: OrderState) -> String {
-        switch state {
-        case .sending, .pending: return "pending"
-        case .rejected: return "rejected"
-        case .unknown: return "unknown"
-        case .succeeded: return "succeeded"
-        case .failed: return "failed"
-        }
+    /// The status word callers see: `sending` reads as `pending`.
+    static func status(_ state: OrderState) -> String {
+        state == .sending ? "pending" : state.rawValue
     }
 
-    static func journalJSON(_ order: OrderRecord) -> JSONValue {
+    static func journalJSON(_ order: Order) -> JSONValue {
+        func time(_ millis: Millis?) -> JSONValue { millis.map { .string(rfc3339($0)) } ?? .null }
+        func text(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+        let flags: [JSONValue] = order.flags.map { flag in
+            .object(["code": .string(flag.code.rawValue), "detail": .string(flag.detail), "at": .string(rfc3339(flag.at))])
+        }
+        var members: [JSONValue.JSONMember] = []
+        members.append(.init("state", .string(order.state.rawValue)))
+        members.append(.init("createdAt", time(order.createdAt)))
+        members.append(.init("updatedAt", time(order.updatedAt)))
+        members.append(.init("amount", .string(order.amount)))
+        members.append(.init("paidAmount", text(order.paidAmount)))
+        members.append(.init("amountConfirmed", .bool(order.amountConfirmed)))
+        members.append(.init("settlementSource", text(order.settledSource?.rawValue)))
+        members.append(.init("settledAt", time(order.settledAt)))
+        members.append(.init("settlementEventId", text(order.settlementEventID)))
+        members.append(.init("gatewayCode", text(order.gatewayCode)))
+        members.append(.init("lastGatewayStatus", order.lastGatewayStatus.map { .number(String($0)) } ?? .null))
+        members.append(.init("queries", .number(String(order.queryCount))))
+        members.append(.init("nextQueryAt", time(order.nextQueryAt)))
+        members.append(.init("createdBySidecar", .bool(order.createdBySidecar)))
+        members.append(.init("flag", text(order.flag?.code.rawValue)))
+        members.append(.init("flags", .array(flags)))
+        return .object(members)
+    }
+
+    static func tombstoneJSON(_ tombstone: Tombstone) -> JSONValue {
         .object([
-            "state": .string(order.state.rawValue),
-            "createdAt": .string(rfc3339(order.createdAt)),
-            "updatedAt": .string(rfc3339(order.updatedAt)),
-            "amount": .string(order.amount),
-            "paidAmount": order.paidAmount.map(JSONValue.string) ?? .null,
-            "settlementSource": order.settledSource.map(JSONValue.string) ?? .null,
-            "settledAt": order.settledAt.map { .string(rfc3339($0)) } ?? .null,
-            "gatewayCode": order.gatewayCode.map(JSONValue.string) ?? .null,
-            "lastGatewayStatus": order.lastGatewayStatus.map { .number(String($0)) } ?? .null,
-            "createdBySidecar": .bool(order.known),
-            "flag": order.flag.map(JSONValue.string) ?? .null,
+            "state": .string(tombstone.outcome.rawValue),
+            "pruned": .bool(true),
+            "prunedAt": .string(rfc3339(tombstone.prunedAt)),
+            "settlementEventId": tombstone.settlementEventID.map(JSONValue.string) ?? .null,
+            "flag": tombstone.flag.map { .string($0.rawValue) } ?? .null,
         ])
     }
 

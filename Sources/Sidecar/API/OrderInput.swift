@@ -1,6 +1,4 @@
 import GatewayProtocol
-import HTTPTypes
-import Ledger
 
 /// What a caller asked for in `POST /v1/deposits`, validated.
 struct DepositInput: Sendable {
@@ -169,38 +167,5 @@ extension PayoutInput {
 
         guard c.isValid, let mrn, let amount, let bankName, let accountName, let accountNumber else { return .failure(.invalid(c.problems)) }
         return .success(PayoutInput(mrn: mrn, amount: amount, bankName: bankName, accountName: accountName, accountNumber: accountNumber, notifyUrl: notifyUrl))
-    }
-}
-
-/// What a create came to: the journal state and the answer for the caller (kept for replays).
-struct CreateOutcome: Sendable {
-    var state: OrderState
-    var code: String?
-    var status: HTTPResponse.Status
-    var body: JSONValue
-
-    init(state: OrderState, code: String?, status: HTTPResponse.Status, body: JSONValue) {
-        self.state = state
-        self.code = code
-        self.status = status
-        self.body = body
-    }
-
-    /// From a gateway call: an answer the caller gets (or the gateway's refusal), or a failed call, which
-    /// leaves the order `unknown` when the request may have reached the gateway.
-    init<Answer>(_ result: Result<Answer, GatewayCallFailure>, accept: (Answer) -> Result<(HTTPResponse.Status, JSONValue), Problem>) {
-        switch result {
-        case .success(let answer):
-            switch accept(answer) {
-            case .success(let (status, body)):
-                self.init(state: .pending, code: nil, status: status, body: body)
-            case .failure(let problem):
-                self.init(state: .rejected, code: problem.code, status: problem.status, body: problem.json)
-            }
-        case .failure(let failure):
-            let problem = Problem.gateway(failure, isCreate: true)
-            self.init(state: failure.requestSent ? .unknown : .rejected, code: failure.requestSent ? problem.code : "not_sent",
-                      status: problem.status, body: problem.json)
-        }
     }
 }

@@ -6,13 +6,17 @@ import Hummingbird
 import Ledger
 import Logging
 import NIOCore
+import Orders
+import Synchronization
 
-/// The callback listener's routes (contract section 4): verify, store in one transaction, answer `success`.
+/// The callback listener's routes (contract section 4): verify, let the order rules decide, store the decision in
+/// one transaction (durably), answer `success`.
 struct CallbackAPI: Sendable {
     let configuration: SidecarConfiguration
     let secrets: SecretStore
     let ledger: any Ledger
-    let onEmitted: @Sendable () -> Void
+    let desk: OrderDesk
+    let rejections: RejectionSampler
     let metrics: SidecarMetrics?
     let logger: Logger
 
@@ -33,112 +37,90 @@ struct CallbackAPI: Sendable {
     }
 
     func handle(_ kind: OrderKind, _ request: Request, _ context: SidecarRequestContext) async -> Response {
-        let source = ClientAddress.resolve(peer: context.remoteAddress?.ipAddress, forwardedFor: request.headers[values: .xForwardedFor],
-                                           trustedProxies: configuration.trustedProxies)
-        func reject(_ status: HTTPResponse.Status, _ reason: String, _ detail: String, mrn: String? = nil, body: [UInt8] = []) async -> Response {
-            let rejection = RejectedCallback(kind: kind.rawValue, mrn: mrn, reason: reason, detail: detail, sourceAddress: source ?? "unknown",
-                                             body: String(decoding: body, as: UTF8.self), at: nowMillis())
-            do { try await ledger.recordRejection(rejection) } catch { logger.error("could not record a refused callback", metadata: ["error": "\(error)"]) }
-            logger.warning("callback refused", metadata: ["kind": "\(kind.rawValue)", "reason": "\(reason)", "source": "\(source ?? "unknown")", "mrn": "\(mrn ?? "-")"])
-            if let mrn { context.trace.mrn = mrn }
-            metrics?.callback(kind: kind.rawValue, result: "rejected", reason: reason)
-            return plain(status, detail)
+        let peer = context.remoteAddress?.ipAddress
+        let resolved = ClientAddress.resolve(peer: peer, forwardedFor: request.headers[values: .xForwardedFor], trustedProxies: configuration.trustedProxies)
+        let source: String?
+        switch resolved {
+        case .address(let address): source = address
+        case .unreadableForwardedFor(let hop):
+            return await reject(kind, context, .badRequest, "bad_forwarded_for", "X-Forwarded-For from a trusted proxy ends in \(hop.prefix(64)), not an address",
+                                source: peer)
         }
 
         if let allowed = configuration.callbackAllowedIPs {
             guard let source, allowed.contains(where: { $0.contains(source) }) else {
-                return await reject(.forbidden, "address_not_allowed", "source address not allowed")
+                return await reject(kind, context, .forbidden, "address_not_allowed", "source address not allowed", source: source)
             }
         }
         let media = request.headers[.contentType]?.split(separator: ";").first.map { String($0).trimmingSpaces().lowercased() }
         guard media == "application/x-www-form-urlencoded" else {
-            return await reject(.unsupportedMediaType, "not_a_form", "expected application/x-www-form-urlencoded")
+            return await reject(kind, context, .unsupportedMediaType, "not_a_form", "expected application/x-www-form-urlencoded", source: source)
         }
         let body: [UInt8]
         do {
             body = Array(try await request.body.collect(upTo: Self.maxBodySize).readableBytesView)
         } catch {
-            return await reject(.contentTooLarge, "too_large", "body larger than 16 KiB")
+            return await reject(kind, context, .contentTooLarge, "too_large", "body larger than 16 KiB", source: source)
         }
-        let settlement: Settlement
+        let report: CallbackReport
         do {
-            settlement = try verifiedSettlement(kind, body: body, source: source)
+            report = try verifiedReport(kind, body: body, source: source)
         } catch let rejection {
             let mrn = (try? FormURLEncoding.decode(body))?.first { $0.name == "mrn" }?.value
             let status: HTTPResponse.Status = (rejection == .badSignature || rejection == .wrongAppKey) ? .unauthorized : .badRequest
-            return await reject(status, rejection.code, rejection.description, mrn: mrn, body: body)
+            return await reject(kind, context, status, rejection.code, rejection.description, mrn: mrn, body: body, source: source)
         }
-        context.trace.mrn = settlement.mrn
+        context.trace.mrn = report.mrn
+        let decision: Decision
         do {
-            let outcome = try await ledger.apply(settlement, eventID: EventID.make())
-            switch outcome {
-            case .emitted(let id):
-                logger.info("callback accepted", metadata: ["kind": "\(kind.rawValue)", "mrn": "\(settlement.mrn)", "event_id": "\(id)"])
-                metrics?.callback(kind: kind.rawValue, result: "accepted")
-                onEmitted()
-            case .duplicate:
-                logger.info("callback duplicate", metadata: ["kind": "\(kind.rawValue)", "mrn": "\(settlement.mrn)"])
-                metrics?.callback(kind: kind.rawValue, result: "duplicate")
-            case .refused(let reason, let detail):
-                return await reject(.badRequest, reason, detail, mrn: settlement.mrn, body: body)
-            case .contradiction(let existing):
-                logger.error("callback contradicts a settled order; recorded and flagged, nothing emitted",
-                             metadata: ["kind": "\(kind.rawValue)", "mrn": "\(settlement.mrn)", "existing": "\(existing.rawValue)"])
-                metrics?.callback(kind: kind.rawValue, result: "contradiction")
-            }
+            decision = try await desk.decide(kind, report.mrn) { $0.callback(report, at: nowMillis()) }.decision
         } catch {
             metrics?.callback(kind: kind.rawValue, result: "error", reason: "storage_unavailable")
-            logger.error("could not store a callback; the gateway will retry", metadata: ["mrn": "\(settlement.mrn)", "error": "\(error)"])
+            logger.error("could not store a callback; the gateway will retry", metadata: ["mrn": "\(report.mrn)", "error": "\(error)"])
             return plain(.serviceUnavailable, "storage unavailable, retry later")
         }
+        if case .refuse(let reason, let detail) = decision.action {
+            return await reject(kind, context, .badRequest, reason, detail, mrn: report.mrn, body: body, source: source)
+        }
+        let result = decision.outcome == .settled || decision.outcome == .confirmed ? "accepted" : decision.outcome == .flagged ? "flagged" : "duplicate"
+        logger.info("callback \(result)", metadata: [
+            "kind": "\(kind.rawValue)", "mrn": "\(report.mrn)", "outcome": "\(decision.outcome.rawValue)",
+            "event_ids": "\(decision.events.map(\.id).joined(separator: ","))",
+        ])
+        metrics?.callback(kind: kind.rawValue, result: result)
         return plain(.ok, "success")
     }
 
-    /// Checks a verified callback against the journal: the amount ordered must match (a deposit's
-    /// `originAmount`, a payout's `amount`; what a customer actually paid may differ and is reported), and an
-    /// mrn this sidecar never created is refused when PAYSIDECAR_UNKNOWN_ORDER_CALLBACKS=reject.
-    static func integrityProblem(_ kind: OrderKind, orderAmount: String, order: OrderRecord?, acceptUnknown: Bool) -> (reason: String, detail: String)? {
-        guard let order, order.known else {
-            return acceptUnknown ? nil : ("unknown_order", "no order with this mrn was created by this sidecar")
+    /// Answers a refused callback: 4xx with a short reason, counted and logged. The refusal is recorded in the
+    /// ledger only while refusals stay under `RejectionSampler`'s rate, so a flood costs no database writes.
+    func reject(_ kind: OrderKind, _ context: SidecarRequestContext, _ status: HTTPResponse.Status, _ reason: String, _ detail: String,
+                mrn: String? = nil, body: [UInt8] = [], source: String?) async -> Response {
+        if let mrn { context.trace.mrn = mrn }
+        metrics?.callback(kind: kind.rawValue, result: "rejected", reason: reason)
+        if rejections.admit(at: nowMillis()) {
+            let rejection = RejectedCallback(kind: kind, mrn: mrn, reason: reason, detail: detail, sourceAddress: source ?? "unknown",
+                                             body: String(decoding: body, as: UTF8.self), at: nowMillis())
+            do { try await ledger.recordRejection(rejection) } catch { logger.error("could not record a refused callback", metadata: ["error": "\(error)"]) }
+            logger.warning("callback refused", metadata: ["kind": "\(kind.rawValue)", "reason": "\(reason)", "source": "\(source ?? "unknown")", "mrn": "\(mrn ?? "-")"])
         }
-        let ordered = AmountText.parse(order.amount, maxDecimals: 2, strict: false)
-        let reported = AmountText.parse(orderAmount, maxDecimals: 2, strict: false)
-        guard let ordered, let reported, ordered == reported else {
-            let field = kind == .deposit ? "originAmount" : "amount"
-            return ("amount_mismatch", "\(field) \(orderAmount) does not match the order's amount \(order.amount)")
-        }
-        return nil
+        return plain(status, detail)
     }
 
-    /// Parses and verifies a callback, and turns it into the settlement it reports.
-    func verifiedSettlement(_ kind: OrderKind, body: [UInt8], source: String?) throws(CallbackRejection) -> Settlement {
+    /// Parses and verifies a callback: what the gateway reports, in the order rules' terms.
+    func verifiedReport(_ kind: OrderKind, body: [UInt8], source: String?) throws(CallbackRejection) -> CallbackReport {
         let raw = String(decoding: body, as: UTF8.self)
-        let at = nowMillis()
-        let acceptUnknown = configuration.acceptUnknownOrderCallbacks
         switch kind {
         case .deposit:
             let callback = try DepositCallback(formBody: body)
             try callback.verify(appKey: configuration.appKey, secrets: secrets.merchantVerifying)
             if let problem = FieldRules.mrn(callback.mrn) { throw .invalidField("mrn", problem.message) }
-            return Settlement(
-                kind: kind.rawValue, mrn: callback.mrn, succeeded: true, source: "callback", eventType: "deposit.succeeded",
-                paidAmount: callback.amount, orderAmount: callback.originAmount, rawBody: raw, sourceAddress: source, at: at,
-                check: { Self.integrityProblem(kind, orderAmount: callback.originAmount, order: $0, acceptUnknown: acceptUnknown) }
-            ) { order in
-                EventBody.deposit(succeeded: true, mrn: callback.mrn, paid: callback.amount, origin: callback.originAmount,
-                                  channelId: callback.channelId, source: "callback", order: order, at: at)
-            }
+            return CallbackReport(kind: .deposit, mrn: callback.mrn, amount: callback.amount, originAmount: callback.originAmount, channelId: callback.channelId,
+                                  rawBody: raw, sourceAddress: source)
         case .payout:
             let callback = try PayoutCallback(formBody: body)
             try callback.verify(appKey: configuration.appKey, secrets: secrets.merchantVerifying)
             if let problem = FieldRules.mrn(callback.mrn) { throw .invalidField("mrn", problem.message) }
-            return Settlement(
-                kind: kind.rawValue, mrn: callback.mrn, succeeded: true, source: "callback", eventType: "payout.succeeded",
-                paidAmount: callback.amount, orderAmount: callback.amount, rawBody: raw, sourceAddress: source, at: at,
-                check: { Self.integrityProblem(kind, orderAmount: callback.amount, order: $0, acceptUnknown: acceptUnknown) }
-            ) { order in
-                EventBody.payout(succeeded: true, mrn: callback.mrn, amount: callback.amount, source: "callback", order: order, at: at)
-            }
+            return CallbackReport(kind: .payout, mrn: callback.mrn, amount: callback.amount, rawBody: raw, sourceAddress: source)
         }
     }
 }
@@ -155,58 +137,40 @@ extension HTTPField.Name {
 ///
 /// `X-Forwarded-For` is believed only when the connection comes from a configured trusted proxy
 /// (PAYSIDECAR_TRUSTED_PROXIES); then the client is the right-most address in the header that is not itself a
-/// trusted proxy. Otherwise the header is ignored and the peer address counts.
-enum ClientAddress {
-    static func resolve(peer: String?, forwardedFor: [String], trustedProxies: [IPRange]?) -> String? {
-        guard let peer else { return nil }
-        guard let trusted = trustedProxies, trusted.contains(where: { $0.contains(peer) }), !forwardedFor.isEmpty else { return peer }
+/// trusted proxy. A hop there that is not an address is refused rather than replaced by the proxy's own
+/// address (which the allowlist may well admit). Otherwise the header is ignored and the peer address counts.
+enum ClientAddress: Sendable, Hashable {
+    case address(String?)
+    case unreadableForwardedFor(String)
+
+    static func resolve(peer: String?, forwardedFor: [String], trustedProxies: [IPRange]?) -> ClientAddress {
+        guard let peer else { return .address(nil) }
+        guard let trusted = trustedProxies, trusted.contains(where: { $0.contains(peer) }), !forwardedFor.isEmpty else { return .address(peer) }
         let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { String($0).trimmingSpaces() }.filter { !$0.isEmpty }
-        for hop in hops.reversed() where !trusted.contains(where: { $0.contains(hop) }) {
-            return IPRange.parseAddress(hop) == nil ? peer : hop
+        for hop in hops.reversed() {
+            guard IPRange.parseAddress(hop) != nil else { return .unreadableForwardedFor(hop) }
+            if !trusted.contains(where: { $0.contains(hop) }) { return .address(hop) }
         }
-        return hops.first ?? peer
+        return .address(hops.first ?? peer)
     }
 }
 
-/// Event ids: `evt_` + 12 hex digits of milliseconds + 16 random hex digits, so they sort by creation.
-enum EventID {
-    static func make() -> String {
-        var rng = SystemRandomNumberGenerator()
-        let time = String(UInt64(nowMillis()), radix: 16)
-        let random = String(rng.next() as UInt64, radix: 16)
-        return "evt_" + String(repeating: "0", count: max(0, 12 - time.count)) + time + String(repeating: "0", count: 16 - random.count) + random
-    }
-}
+/// Lets refused callbacks into the ledger at most `perSecond` a second (the rest are counted and answered,
+/// not stored): a flood of forged callbacks costs no database writes beyond this bounded sample.
+final class RejectionSampler: Sendable {
+    let perSecond: Int
+    private let window = Mutex<(second: Millis, count: Int)>((0, 0))
 
-/// The webhook body of contract section 5: `{"type","timestamp","data"}`.
-enum EventBody {
-    static func deposit(succeeded: Bool, mrn: String, paid: String?, origin: String?, channelId: Int?, source: String, order: OrderRecord?, at: Millis) -> String {
-        var data: [JSONValue.JSONMember] = [.init("mrn", .string(mrn))]
-        let amount = paid ?? order?.amount
-        data.append(.init("amount", amount.map(JSONValue.string) ?? .null))
-        data.append(.init("originAmount", (origin ?? order?.amount).map(JSONValue.string) ?? .null))
-        data.append(.init("channelId", (channelId ?? order?.channelId).map { .number(String($0)) } ?? .null))
-        data.append(.init("source", .string(source)))
-        data.append(.init("knownOrder", .bool(order != nil)))
-        if let paid, let journaled = order?.amount ?? origin,
-           let paidFen = AmountText.parse(paid, maxDecimals: 2, strict: false),
-           let expectedFen = AmountText.parse(journaled, maxDecimals: 2, strict: false) {
-            data.append(.init("amountMismatch", .bool(paidFen != expectedFen)))
+    init(perSecond: Int = 10) {
+        self.perSecond = perSecond
+    }
+
+    func admit(at now: Millis) -> Bool {
+        window.withLock { window in
+            let second = now / 1000
+            if window.second != second { window = (second, 0) }
+            window.count += 1
+            return window.count <= perSecond
         }
-        return wrap(type: "deposit.\(succeeded ? "succeeded" : "failed")", data: data, at: at)
-    }
-
-    static func payout(succeeded: Bool, mrn: String, amount: String?, source: String, order: OrderRecord?, at: Millis) -> String {
-        let data: [JSONValue.JSONMember] = [
-            .init("mrn", .string(mrn)),
-            .init("amount", (amount ?? order?.amount).map(JSONValue.string) ?? .null),
-            .init("source", .string(source)),
-            .init("knownOrder", .bool(order != nil)),
-        ]
-        return wrap(type: "payout.\(succeeded ? "succeeded" : "failed")", data: data, at: at)
-    }
-
-    static func wrap(type: String, data: [JSONValue.JSONMember], at: Millis) -> String {
-        JSONValue.object(["type": .string(type), "timestamp": .string(rfc3339(at)), "data": .object(data)]).jsonText
     }
 }

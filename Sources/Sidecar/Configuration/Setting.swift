@@ -41,8 +41,15 @@ extension Setting {
     public static let reconcileAfter = Setting("PAYSIDECAR_RECONCILE_AFTER", default: "60s", "How long an order may stay pending before the sidecar queries it")
     public static let reconcileHorizon = Setting("PAYSIDECAR_RECONCILE_HORIZON", default: "48h", "How long after its creation an unsettled order is still queried")
     public static let journalRetention = Setting("PAYSIDECAR_JOURNAL_RETENTION", default: "720h", "How long settled or refused orders stay in the journal (unsettled ones stay)")
+    public static let resendAfter = Setting("PAYSIDECAR_RESEND_AFTER", default: "10m", "An unknown payout the gateway's queries keep calling object_not_found is re-sent (once, same mrn) only when such answers span this long since its first send")
+    public static let tombstoneRetention = Setting("PAYSIDECAR_TOMBSTONE_RETENTION", default: "400d", "How long a pruned order's tombstone keeps replayed callbacks for it idempotent")
+    public static let eventRetention = Setting("PAYSIDECAR_EVENT_RETENTION", default: "720h", "How long delivered webhook events and their attempts are kept (pending and failed ones stay)")
+    public static let headerTimeout = Setting("PAYSIDECAR_HEADER_TIMEOUT", default: "10s", "Both listeners close a connection whose request head is not complete within this")
+    public static let idleTimeout = Setting("PAYSIDECAR_IDLE_TIMEOUT", default: "60s", "Both listeners close a keep-alive connection idle for this long")
+    public static let maxConnections = Setting("PAYSIDECAR_MAX_CONNECTIONS", default: "1024", "Open connections each listener accepts at most")
+    public static let allowUnauthenticatedAPI = Setting("PAYSIDECAR_ALLOW_UNAUTHENTICATED_API", default: "false", "true lets the internal API listen beyond loopback without PAYSIDECAR_API_TOKEN")
     public static let unknownOrderCallbacks = Setting("PAYSIDECAR_UNKNOWN_ORDER_CALLBACKS", default: "accept", "accept or reject callbacks for an mrn this sidecar never created")
-    public static let secretGracePeriod = Setting("PAYSIDECAR_SECRET_GRACE_PERIOD", default: "24h", "After a secret is rotated (SIGHUP or a changed *_FILE), how long the previous one stays valid: callbacks signed with it are accepted, webhooks carry both signatures, the previous API token still works")
+    public static let secretGracePeriod = Setting("PAYSIDECAR_SECRET_GRACE_PERIOD", default: "24h", "After a secret is rotated (SIGHUP or a changed *_FILE), how long the previous one stays valid: callbacks signed with it are accepted, webhooks carry both signatures, the previous API token still works; 0 revokes it at once")
     public static let logLevel = Setting("PAYSIDECAR_LOG_LEVEL", default: "info", "trace, debug, info, notice, warning, error, critical")
     public static let logFormat = Setting("PAYSIDECAR_LOG_FORMAT", default: "json", "json or text")
 
@@ -50,7 +57,8 @@ extension Setting {
     public static let all: [Setting] = [
         .gatewayURL, .appKey, .secretKey, .publicURL, .listen, .callbackListen, .apiToken, .webhookURL, .webhookSecret,
         .webhookRetrySchedule, .webhookTimeout, .databaseURL, .callbackAllowedIPs, .trustedProxies, .gatewayTimeout, .reconcileAfter,
-        .reconcileHorizon, .journalRetention, .unknownOrderCallbacks, .secretGracePeriod,
+        .reconcileHorizon, .resendAfter, .journalRetention, .tombstoneRetention, .eventRetention, .unknownOrderCallbacks, .secretGracePeriod,
+        .headerTimeout, .idleTimeout, .maxConnections, .allowUnauthenticatedAPI,
         .logLevel, .logFormat,
     ]
 }

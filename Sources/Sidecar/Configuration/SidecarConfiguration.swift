@@ -47,7 +47,16 @@ public struct SidecarConfiguration: Sendable {
     public var gatewayTimeout: Duration
     public var reconcileAfter: Duration
     public var reconcileHorizon: Duration
+    /// An unknown payout is re-sent only once `object_not_found` answers span this long since its first send.
+    public var resendAfter: Duration
     public var journalRetention: Duration
+    public var tombstoneRetention: Duration
+    /// How long delivered events stay in the outbox.
+    public var eventRetention: Duration
+    /// Both listeners: time allowed for a request head, idle keep-alive time, and open connections at most.
+    public var headerTimeout: Duration
+    public var idleTimeout: Duration
+    public var maxConnections: Int
     /// Whether a callback for an mrn this sidecar never created is accepted (and emitted with knownOrder false).
     public var acceptUnknownOrderCallbacks: Bool
     public var secretGracePeriod: Duration
@@ -113,7 +122,17 @@ public struct SidecarConfiguration: Sendable {
         let gatewayTimeout = try reader.duration(.gatewayTimeout)
         let reconcileAfter = try reader.duration(.reconcileAfter)
         let reconcileHorizon = try reader.duration(.reconcileHorizon)
+        let resendAfter = try reader.duration(.resendAfter)
         let journalRetention = try reader.duration(.journalRetention)
+        let tombstoneRetention = try reader.duration(.tombstoneRetention)
+        let eventRetention = try reader.duration(.eventRetention)
+        let headerTimeout = try reader.duration(.headerTimeout)
+        let idleTimeout = try reader.duration(.idleTimeout)
+        let maxConnections = try reader.integer(.maxConnections, in: 1...1_000_000)
+        let allowUnauthenticated = try reader.boolean(.allowUnauthenticatedAPI)
+        if apiToken == nil, !listen.isLoopback, !allowUnauthenticated {
+            throw ConfigurationError(Setting.listen.variable, "\(listen) is not a loopback address and PAYSIDECAR_API_TOKEN is not set: anyone who reaches it could move money (set a token, or PAYSIDECAR_ALLOW_UNAUTHENTICATED_API=true if a network policy guards it)")
+        }
         let unknownText = try reader.required(.unknownOrderCallbacks).lowercased()
         guard unknownText == "accept" || unknownText == "reject" else {
             throw ConfigurationError(Setting.unknownOrderCallbacks.variable, "'\(unknownText)' is not accept or reject")
@@ -122,7 +141,7 @@ public struct SidecarConfiguration: Sendable {
         guard let level = Logger.Level(rawValue: levelText) else {
             throw ConfigurationError(Setting.logLevel.variable, "'\(levelText)' is not one of trace, debug, info, notice, warning, error, critical")
         }
-        let grace = try reader.duration(.secretGracePeriod)
+        let grace = try reader.duration(.secretGracePeriod, allowZero: true)
         let formatText = try reader.required(.logFormat).lowercased()
         guard let format = LogFormat(rawValue: formatText) else {
             throw ConfigurationError(Setting.logFormat.variable, "'\(formatText)' is not json or text")
@@ -131,8 +150,9 @@ public struct SidecarConfiguration: Sendable {
             gatewayURL: gatewayURL, appKey: appKey, secretKey: secretKey, publicURL: publicURL, listen: listen,
             callbackListen: callbackListen, apiToken: apiToken, webhookURL: webhookURL, webhookSecret: webhookSecret,
             webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, database: database, callbackAllowedIPs: allowed, trustedProxies: trustedProxies,
-            gatewayTimeout: gatewayTimeout, reconcileAfter: reconcileAfter, reconcileHorizon: reconcileHorizon,
-            journalRetention: journalRetention, acceptUnknownOrderCallbacks: unknownText == "accept", secretGracePeriod: grace,
+            gatewayTimeout: gatewayTimeout, reconcileAfter: reconcileAfter, reconcileHorizon: reconcileHorizon, resendAfter: resendAfter,
+            journalRetention: journalRetention, tombstoneRetention: tombstoneRetention, eventRetention: eventRetention,
+            headerTimeout: headerTimeout, idleTimeout: idleTimeout, maxConnections: maxConnections, acceptUnknownOrderCallbacks: unknownText == "accept", secretGracePeriod: grace,
             logLevel: level, logFormat: format, secretFiles: reader.filesRead,
             reloadSecrets: { () throws(ConfigurationError) -> SecretSet in
                 try SidecarConfiguration.load(flags: flags, environment: environment, readFile: readFile).secrets
@@ -205,12 +225,29 @@ struct SettingReader {
         return address
     }
 
-    mutating func duration(_ setting: Setting) throws(ConfigurationError) -> Duration {
+    mutating func duration(_ setting: Setting, allowZero: Bool = false) throws(ConfigurationError) -> Duration {
         let text = try required(setting)
-        guard let d = DurationText.parse(text), d > .zero else {
-            throw ConfigurationError(setting.variable, "'\(text)' is not a positive duration (e.g. 500ms, 10s, 5m, 2h)")
+        guard let d = DurationText.parse(text), d > .zero || (allowZero && d == .zero) else {
+            throw ConfigurationError(setting.variable, "'\(text)' is not a \(allowZero ? "" : "positive ")duration (e.g. \(allowZero ? "0, " : "")500ms, 10s, 5m, 2h, 30d)")
         }
         return d
+    }
+
+    mutating func integer(_ setting: Setting, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        let text = try required(setting)
+        guard text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), text.count <= 9, let n = Int(text), range.contains(n) else {
+            throw ConfigurationError(setting.variable, "'\(text)' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return n
+    }
+
+    mutating func boolean(_ setting: Setting) throws(ConfigurationError) -> Bool {
+        let text = try required(setting).lowercased()
+        switch text {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw ConfigurationError(setting.variable, "'\(text)' is not true or false")
+        }
     }
 
     mutating func durationList(_ setting: Setting) throws(ConfigurationError) -> [Duration] {

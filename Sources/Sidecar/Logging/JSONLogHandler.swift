@@ -1,6 +1,7 @@
 import Foundation
 import GatewayProtocol
 import Logging
+import Orders
 
 /// One JSON object per line on standard output: `ts`, `level`, `msg`, `logger`, then the metadata.
 public struct JSONLogHandler: LogHandler {

@@ -1,4 +1,6 @@
+import GatewayProtocol
 import Ledger
+import Orders
 import Prometheus
 
 /// The sidecar's Prometheus metrics, in a registry of its own (so two servers in one process, as in the
@@ -50,6 +52,9 @@ public final class SidecarMetrics: Sendable {
     private static var reloadDescriptor: MetricNameDescriptor {
         name("secret_reloads", "total", "Secret reloads (SIGHUP or a changed *_FILE) by result")
     }
+    private static var flagDescriptor: MetricNameDescriptor {
+        name("order_flags", "total", "Flags raised on orders (each also sent as a *.flagged webhook), by kind and flag")
+    }
     private static var reconcileDescriptor: MetricNameDescriptor {
         name("reconciler_queries", "total", "Gateway queries made by the reconciler, by what they found")
     }
@@ -79,7 +84,12 @@ public final class SidecarMetrics: Sendable {
             .record(latency)
     }
 
-    /// One callback: `result` accepted, duplicate, contradiction, rejected or error; `reason` the refusal's
+    /// One flag raised on an order.
+    func orderFlagged(kind: OrderKind, flag: FlagCode) {
+        registry.makeCounter(descriptor: Self.flagDescriptor, labels: [("kind", kind.rawValue), ("flag", flag.rawValue)]).increment()
+    }
+
+    /// One callback: `result` accepted (settled or confirmed), duplicate, flagged (stored with a new flag), rejected or error; `reason` the refusal's
     /// code (e.g. bad_signature, amount_mismatch), "none" otherwise.
     func callback(kind: String, result: String, reason: String = "none") {
         registry.makeCounter(descriptor: Self.callbackDescriptor, labels: [("kind", kind), ("result", result), ("reason", reason)]).increment()

@@ -1,6 +1,7 @@
 import GatewayProtocol
 import Hummingbird
 import Ledger
+import Orders
 
 /// `GET /v1/events`, `GET /v1/events/{id}`, `POST /v1/events/{id}/redeliver`: the webhooks the sidecar emitted.
 struct EventsAPI: Sendable {
@@ -35,8 +36,8 @@ struct EventsAPI: Sendable {
             case "status":
                 if let s = EventStatus(rawValue: value) { query.status = s } else { problems.append(FieldProblem(field: "status", message: "must be pending, delivered or failed")) }
             case "type":
-                if ["deposit.succeeded", "deposit.failed", "payout.succeeded", "payout.failed"].contains(value) { query.type = value }
-                else { problems.append(FieldProblem(field: "type", message: "must be deposit.succeeded, deposit.failed, payout.succeeded or payout.failed")) }
+                if let type = EventType(rawValue: value) { query.type = type }
+                else { problems.append(FieldProblem(field: "type", message: "must be one of \(EventType.allCases.map(\.rawValue).joined(separator: ", "))")) }
             case "mrn":
                 if let p = FieldRules.mrn(value) { problems.append(p) } else { query.mrn = value }
             case "limit":
@@ -67,7 +68,7 @@ struct EventsAPI: Sendable {
     static func json(_ event: OutboxEvent) -> JSONValue {
         .object([
             "id": .string(event.id),
-            "type": .string(event.type),
+            "type": .string(event.type.rawValue),
             "mrn": .string(event.mrn),
             "status": .string(event.status.rawValue),
             "attempts": .number(String(event.attempts)),

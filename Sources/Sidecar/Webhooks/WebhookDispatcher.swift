@@ -1,9 +1,11 @@
+import ConfigurationValues
 import CurlHTTP
 #if canImport(Glibc)
 import Glibc
 #endif
 import Ledger
 import Logging
+import Orders
 import ServiceLifecycle
 import Synchronization
 import Webhooks
@@ -89,6 +91,11 @@ final class WebhookDispatcher: Service, Sendable {
                             claimed = []
                         }
                         for event in claimed {
+                            guard signer() != nil else {
+                                try? await ledger.failEvent(id: event.id, reason: "no webhook secret: webhooks are never sent unsigned (set PAYSIDECAR_WEBHOOK_SECRET, then redeliver)", at: nowMillis())
+                                logger.warning("webhook not sent: no webhook secret", metadata: ["event_id": "\(event.id)", "mrn": "\(event.mrn)"])
+                                continue
+                            }
                             guard let target = event.notifyUrl ?? defaultURL else {
                                 try? await ledger.failEvent(id: event.id, reason: "no webhook target: the order has no notifyUrl and PAYSIDECAR_WEBHOOK_URL is not set", at: nowMillis())
                                 logger.warning("webhook has no target", metadata: ["event_id": "\(event.id)", "mrn": "\(event.mrn)"])
@@ -124,7 +131,10 @@ final class WebhookDispatcher: Service, Sendable {
         let body = Array(event.body.utf8)
         let started = nowMillis()
         var headers: [(name: String, value: String)] = [("Content-Type", "application/json"), ("User-Agent", "pay-sidecar-webhooks")]
-        if let signer = signer() { headers += signer.headers(id: event.id, timestamp: started / 1000, body: body) }
+        // Checked when the event was claimed; should the secret be gone since, nothing is sent: the claim expires and
+        // the claim loop fails the event.
+        guard let signer = signer() else { return }
+        headers += signer.headers(id: event.id, timestamp: started / 1000, body: body)
         var statusCode: Int?
         var retryAfter: String?
         var failure: String?
@@ -163,18 +173,8 @@ final class WebhookDispatcher: Service, Sendable {
         // Counted after the outbox is updated, so a scrape never shows a delivery before the outbox does.
         metrics?.webhookDelivery(outcome: outcome)
         logger.info("webhook attempt", metadata: [
-            "event_id": "\(event.id)", "type": "\(event.type)", "mrn": "\(event.mrn)", "attempt": "\(attemptNumber)",
+            "event_id": "\(event.id)", "type": "\(event.type.rawValue)", "target": "\(URLText.redacted(url))", "mrn": "\(event.mrn)", "attempt": "\(attemptNumber)",
             "status": "\(statusCode.map(String.init) ?? failure ?? "-")", "outcome": "\(next)",
         ])
     }
-}
-
-func nowMillis() -> Millis {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return Millis(ts.tv_sec) * 1000 + Millis(ts.tv_nsec) / 1_000_000
-}
-
-func milliseconds(_ d: Duration) -> Millis {
-    d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
 }

@@ -1,0 +1,227 @@
+import Foundation
+import GRDB
+import GatewayProtocol
+import Orders
+import Testing
+
+@testable import Ledger
+
+func temporaryLedger() throws -> SQLiteLedger {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    return try SQLiteLedger(path: folder.appendingPathComponent("l.db").path)
+}
+
+/// A payout journaled at version 1.
+func newOrder(_ mrn: String, state: OrderState = .pending, at: Millis = 1) -> Order {
+    var order = Order(kind: .payout, mrn: mrn, amount: "1", state: state, request: "{}", fingerprint: "f", createdAt: at)
+    order.version = 1
+    return order
+}
+
+func event(_ id: String, mrn: String, at: Millis = 1) -> OutboxDraft {
+    OutboxDraft(id: id, type: .payoutSucceeded, kind: .payout, mrn: mrn, body: "{}", notifyUrl: nil, createdAt: at)
+}
+
+@Suite("SQLite ledger")
+struct SQLiteLedgerTests {
+    @Test("group commit: concurrent durable writes share commits, each answered after its own; a failing write rolls back only itself")
+    func groupCommit() async throws {
+        let l = try temporaryLedger()
+        let count = 300
+        let results = try await withThrowingTaskGroup(of: CommitResult.self) { group in
+            for n in 0..<count {
+                group.addTask {
+                    try await l.commit(JournalWrite(order: .insert(newOrder("P-group-\(n)")), events: [event("evt_group_\(n)", mrn: "P-group-\(n)")], durable: true))
+                }
+            }
+            group.addTask {
+                await failingWrite(l, durable: true)
+                return .committed
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.allSatisfy { $0 == .committed })
+        #expect(try await l.events(EventQuery(limit: 1000)).count == count, "every write's event is stored")
+        #expect(try await l.journaled(.payout, "P-doomed") == .nothing, "the failed write left nothing")
+        #expect(l.writes.commits < count, "\(l.writes.commits) commits for \(count) writes: grouped")
+    }
+
+    @Test("a lone journal write commits on the caller's thread; a durable one on the writer queue; a failing one rolls back and throws")
+    func inlineWrite() async throws {
+        let l = try temporaryLedger()
+        let caller = UInt(pthread_self())
+        let inline = try await l.writes.write(durable: false) { db -> UInt in
+            try db.execute(sql: OrderRow.insertSQL, arguments: OrderRow.insertArguments(newOrder("P-inline")))
+            return UInt(pthread_self())
+        }
+        #expect(inline == caller, "committed where it was called")
+        #expect(try await l.journaled(.payout, "P-inline") != .nothing)
+        let before = UInt(pthread_self())
+        let durable = try await l.writes.write(durable: true) { _ in UInt(pthread_self()) }
+        #expect(durable != before, "a durable commit waits for the disk on the database's own queue")
+        await failingWrite(l, durable: false)
+        #expect(try await l.journaled(.payout, "P-doomed") == .nothing, "the failed write left nothing")
+        #expect(try await l.commit(JournalWrite(order: .insert(newOrder("P-after")))) == .committed, "the writer is free again")
+    }
+
+    /// A write that inserts the order P-doomed, then fails: it must throw (and, the callers check, leave nothing).
+    func failingWrite(_ l: SQLiteLedger, durable: Bool) async {
+        do {
+            _ = try await l.writes.write(durable: durable) { db -> Int in
+                try db.execute(sql: OrderRow.insertSQL, arguments: OrderRow.insertArguments(newOrder("P-doomed")))
+                try db.execute(sql: "INSERT INTO no_such_table VALUES (1)")
+                return 0
+            }
+            Issue.record("the failing write succeeded")
+        } catch {}
+    }
+
+    @Test("a create a dead process left sending is due at once when the database is opened again")
+    func interruptedSends() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("l.db").path
+        let farFuture: Millis = nowMillis() + 3_600_000
+        do {
+            let first = try SQLiteLedger(path: path)
+            var sending = newOrder("P-crash", state: .sending)
+            sending.sendingSince = 1
+            sending.nextQueryAt = farFuture
+            #expect(try await first.commit(JournalWrite(order: .insert(sending))) == .committed)
+            #expect(throws: LedgerError.self) { try SQLiteLedger(path: path) }
+            #expect(try await first.claimDueOrders(now: nowMillis(), lease: 1000, limit: 10).isEmpty, "not due while its process lives")
+        }
+        let second = try SQLiteLedger(path: path)
+        let due = try await second.claimDueOrders(now: nowMillis() + 1, lease: 1000, limit: 10)
+        #expect(due.map(\.mrn) == ["P-crash"])
+        #expect(due.first?.state == .sending, "the storage only makes it due; the order rules call it interrupted")
+    }
+
+    @Test("a v3 database (before the state machine) is migrated: orders keep their state, flags and settlement event")
+    func migratesV3() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("l.db").path
+        do {
+            let queue = try DatabaseQueue(path: path)
+            var migrator = SQLiteLedger.migrator
+            migrator.eraseDatabaseOnSchemaChange = false
+            try migrator.migrate(queue, upTo: "v3: flagged orders, counted by the metrics endpoint")
+            try await queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO orders (kind, mrn, amount, state, known, created_at, updated_at, request, fingerprint, response_status, response_body, next_query_at, flag)
+                    VALUES ('payout', 'P-old', '500', 'succeeded', 1, 5, 9, '{}', 'fp', 202, '{"mrn":"P-old"}', NULL, 'query reported failed after the order succeeded'),
+                           ('payout', 'P-unknown', '7', 'unknown', 1, 5, 9, '{}', 'fp2', 504, '{}', 100, NULL),
+                           ('deposit', 'D-sending', '7', 'sending', 1, 5, 9, '{}', 'fp3', NULL, NULL, NULL, NULL);
+                    INSERT INTO outbox_events (id, type, kind, mrn, body, status, created_at) VALUES ('evt_old', 'payout.succeeded', 'payout', 'P-old', '{}', 'delivered', 9);
+                    """)
+            }
+        }
+        let l = try SQLiteLedger(path: path)
+        guard case .order(let old) = try await l.journaled(.payout, "P-old") else { Issue.record("P-old is gone"); return }
+        #expect(old.state == .succeeded && old.closedAt == 9 && old.settlementEventID == "evt_old" && old.verdict == .accepted)
+        #expect(old.flag?.code == .contradictingOutcome && old.flag?.detail.contains("failed") == true)
+        #expect(old.answer == RecordedAnswer(status: 202, body: #"{"mrn":"P-old"}"#))
+        guard case .order(let unknown) = try await l.journaled(.payout, "P-unknown") else { Issue.record("P-unknown is gone"); return }
+        #expect(unknown.state == .unknown && unknown.verdict == .unknown && unknown.sendCount == 1 && unknown.nextQueryAt == 100 && unknown.closedAt == nil)
+        guard case .order(let sending) = try await l.journaled(.deposit, "D-sending") else { Issue.record("D-sending is gone"); return }
+        #expect(sending.sendingSince == 9 && sending.nextQueryAt != nil, "left sending by v3: due for the reconciler")
+    }
+}
+
+@Suite("Ledger: journal writes")
+struct JournalWriteTests {
+    @Test("an insert of a journaled mrn conflicts and returns what is there; an update based on an old version conflicts")
+    func versions() async throws {
+        let l = try temporaryLedger()
+        let order = newOrder("P-v")
+        #expect(try await l.commit(JournalWrite(order: .insert(order))) == .committed)
+        #expect(try await l.commit(JournalWrite(order: .insert(order))) == .conflict(.order(order)))
+        var next = order
+        next.state = .succeeded
+        next.version = 2
+        #expect(try await l.commit(JournalWrite(order: .update(next, expectedVersion: 1), events: [event("evt_v", mrn: "P-v")])) == .committed)
+        var stale = order
+        stale.state = .failed
+        stale.version = 2
+        #expect(try await l.commit(JournalWrite(order: .update(stale, expectedVersion: 1), events: [event("evt_stale", mrn: "P-v")])) == .conflict(.order(next)))
+        #expect(try await l.events(EventQuery()).map(\.id) == ["evt_v"], "a refused write writes nothing, its events included")
+        #expect(try await l.journaled(.payout, "P-v") == .order(next))
+    }
+
+    @Test("an event id already in the outbox is the same fact: kept once")
+    func eventsOnce() async throws {
+        let l = try temporaryLedger()
+        #expect(try await l.commit(JournalWrite(events: [event("evt_same", mrn: "P-e")])) == .committed)
+        #expect(try await l.commit(JournalWrite(events: [event("evt_same", mrn: "P-e"), event("evt_other", mrn: "P-e")])) == .committed)
+        #expect(try await l.events(EventQuery()).map(\.id) == ["evt_same", "evt_other"])
+    }
+
+    @Test("pruning: the delete and its tombstone in one write; the tombstone keeps the mrn taken and is itself pruned later")
+    func tombstones() async throws {
+        let l = try temporaryLedger()
+        var order = newOrder("P-t", state: .succeeded)
+        order.closedAt = 5
+        #expect(try await l.commit(JournalWrite(order: .insert(order), receipt: CallbackReceipt(kind: .payout, mrn: "P-t", outcome: .succeeded, duplicate: false, body: "b", sourceAddress: nil, at: 5))) == .committed)
+        #expect(try await l.closedOrders(before: 6, limit: 10).map(\.mrn) == ["P-t"])
+        #expect(try await l.closedOrders(before: 5, limit: 10).isEmpty)
+        let tombstone = Tombstone(kind: .payout, mrn: "P-t", outcome: .succeeded, settlementEventID: "evt_t", fingerprint: "f", flag: nil, prunedAt: 100)
+        #expect(try await l.commit(JournalWrite(order: .delete(kind: .payout, mrn: "P-t", expectedVersion: 1), tombstone: tombstone)) == .committed)
+        #expect(try await l.journaled(.payout, "P-t") == .tombstone(tombstone))
+        #expect(try await l.commit(JournalWrite(order: .insert(newOrder("P-t")))) == .conflict(.tombstone(tombstone)), "a tombstoned mrn is taken")
+        #expect(try await l.pruneTombstones(before: 100) == 0)
+        #expect(try await l.pruneTombstones(before: 101) == 1)
+        #expect(try await l.journaled(.payout, "P-t") == .nothing)
+    }
+
+    @Test("claiming due orders: each is claimed once until its lease ends")
+    func claims() async throws {
+        let l = try temporaryLedger()
+        for (mrn, due) in [("P-due", Millis(10)), ("P-later", Millis(1000))] {
+            var order = newOrder(mrn)
+            order.nextQueryAt = due
+            #expect(try await l.commit(JournalWrite(order: .insert(order))) == .committed)
+        }
+        let claimed = try await l.claimDueOrders(now: 50, lease: 100, limit: 10)
+        #expect(claimed.map(\.mrn) == ["P-due"])
+        #expect(claimed.first?.nextQueryAt == 150 && claimed.first?.version == 2)
+        #expect(try await l.claimDueOrders(now: 60, lease: 100, limit: 10).isEmpty, "claimed until 150")
+        #expect(try await l.claimDueOrders(now: 150, lease: 100, limit: 10).map(\.mrn) == ["P-due"])
+        let reclaimed = try #require(try await l.claimDueOrders(now: 250, lease: 0, limit: 1).first)
+        #expect(try await l.journaled(.payout, "P-due") == .order(reclaimed), "the claim is what the journal holds")
+    }
+
+    @Test("delivered events are pruned after their retention with their attempts; pending and failed ones stay")
+    func eventRetention() async throws {
+        let l = try temporaryLedger()
+        #expect(try await l.commit(JournalWrite(events: [event("evt_done", mrn: "P-1"), event("evt_waiting", mrn: "P-2"), event("evt_failed", mrn: "P-3")])) == .committed)
+        let claimed = try await l.claimDueEvents(now: 10, lease: 100, limit: 10, excluding: [])
+        #expect(claimed.count == 3)
+        try await l.finishAttempt(DeliveryAttempt(eventID: "evt_done", attempt: 1, url: "http://x", statusCode: 200, error: nil, durationMillis: 1, at: 20), next: .delivered)
+        try await l.finishAttempt(DeliveryAttempt(eventID: "evt_failed", attempt: 1, url: "http://x", statusCode: 410, error: nil, durationMillis: 1, at: 20), next: .fail(reason: "gone"))
+        try await l.finishAttempt(DeliveryAttempt(eventID: "evt_waiting", attempt: 1, url: "http://x", statusCode: 500, error: nil, durationMillis: 1, at: 20), next: .retry(at: 30))
+        #expect(try await l.pruneDeliveredEvents(before: 20) == 0, "delivered at 20: not before 20")
+        #expect(try await l.pruneDeliveredEvents(before: 21) == 1)
+        #expect(try await l.events(EventQuery()).map(\.id).sorted() == ["evt_failed", "evt_waiting"])
+        #expect(try await l.event(id: "evt_done") == nil)
+    }
+
+    @Test("statistics count what the metrics show: due and open orders, flagged ones, the outbox")
+    func statistics() async throws {
+        let l = try temporaryLedger()
+        var due = newOrder("P-s1")
+        due.nextQueryAt = 10
+        var open = newOrder("P-s2")
+        open.nextQueryAt = 1000
+        var flagged = newOrder("P-s3", state: .succeeded)
+        flagged.flags = [OrderFlag(code: .amountMismatch, detail: "d", at: 1)]
+        for order in [due, open, flagged] { _ = try await l.commit(JournalWrite(order: .insert(order))) }
+        _ = try await l.commit(JournalWrite(events: [event("evt_s", mrn: "P-s3", at: 7)]))
+        let stats = try await l.statistics(now: 50)
+        #expect(stats == LedgerStatistics(pendingEvents: 1, oldestPendingEventAt: 7, failedEvents: 0, reconcileDue: 1, reconcileOpen: 2, flaggedOrders: 1))
+        #expect(try await l.flaggedOrders(limit: 10).map(\.mrn) == ["P-s3"])
+        guard case .order(let stored) = try await l.journaled(.payout, "P-s3") else { Issue.record("gone"); return }
+        #expect(stored.flags == flagged.flags, "flags survive the round trip")
+    }
+}
