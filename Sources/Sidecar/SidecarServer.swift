@@ -70,14 +70,23 @@ public final class SidecarServer: Sendable {
                                                           metrics: metrics, logger: logger)
         let portBox = PortBox()
         self.ports = portBox
+        // With no trusted proxy in front, a callback's source is its connection's peer: the allowlist applies
+        // when the connection is accepted (and again per request, where the reason is answered and counted).
+        let acceptAllowlist = configuration.trustedProxies == nil ? configuration.callbackAllowedIPs : nil
         self.internalApp = Application(
             router: internalRouter,
+            server: .guardedHTTP1(ListenerLimits(configuration), gate: ConnectionGate(limit: configuration.maxConnections)) { reason in
+                metrics.connectionRefused(listener: "internal", reason: reason)
+            },
             configuration: .init(address: .hostname(configuration.listen.host, port: configuration.listen.port), serverName: nil),
             onServerRunning: { portBox.report(internalPort: $0.localAddress?.port ?? 0) },
             logger: logger
         )
         self.callbackApp = Application(
             router: callbackRouter,
+            server: .guardedHTTP1(ListenerLimits(configuration, allowlist: acceptAllowlist), gate: ConnectionGate(limit: configuration.maxConnections)) { reason in
+                metrics.connectionRefused(listener: "callback", reason: reason)
+            },
             configuration: .init(address: .hostname(configuration.callbackListen.host, port: configuration.callbackListen.port), serverName: nil),
             onServerRunning: { portBox.report(callbackPort: $0.localAddress?.port ?? 0) },
             logger: logger
@@ -133,6 +142,12 @@ public final class SidecarServer: Sendable {
                             body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }
         EventsAPI(ledger: ledger, onRedeliver: { dispatcher.wake() }).register(on: router)
+        // A leaked previous secret stops working now instead of at the end of its grace period.
+        router.post("/v1/secrets/revoke-previous") { _, _ in
+            let revoked = secrets.revokePrevious()
+            logger.notice("previous secrets revoked", metadata: ["revoked": "\(revoked)"])
+            return json(["revoked": .array(revoked.identifiers.map(JSONValue.string))])
+        }
         return router
     }
 

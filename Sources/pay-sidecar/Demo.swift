@@ -116,6 +116,7 @@ struct Demo: AsyncParsableCommand {
               curl -s \(api)/openapi.json
 
             """)
+        flushStandardOutput()
     }
 
     static func randomHex(_ bytes: Int) -> String {
@@ -152,12 +153,20 @@ struct DemoWebhookReceiver: Service {
                 )
             } catch {
                 print("✘ webhook refused (\(error)): \(String(decoding: body, as: UTF8.self))")
+                flushStandardOutput()
                 return Response(status: .unauthorized)
             }
             print("✔ verified webhook \(headers[HTTPField.Name("webhook-id")!] ?? ""): \(String(decoding: body, as: UTF8.self))")
+            flushStandardOutput()
             return Response(status: .noContent)
         }
         let app = Application(router: router, configuration: .init(address: .hostname(address.host, port: address.port), serverName: nil), logger: Logger(label: "demo-receiver"))
         try await app.runService(gracefulShutdownSignals: [])
     }
+}
+
+/// Writes out what `print` buffered. When standard output is a pipe or a file (`make demo | tee`, container
+/// logs) the C library holds it back until its buffer fills; the demo's commands must show at once.
+func flushStandardOutput() {
+    fflush(nil)
 }

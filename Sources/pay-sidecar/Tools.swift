@@ -126,71 +126,14 @@ struct Events: AsyncParsableCommand {
         subcommands: [List.self, Show.self, Redeliver.self]
     )
 
-    struct APIOptions: ParsableArguments {
-        @Option(name: .customLong("api-url"), help: "The internal API (default: http:// + PAYSIDECAR_LISTEN, else http://127.0.0.1:8080).")
-        var apiURL: String?
-        @Option(name: .customLong("api-token"), help: "Bearer token [env: PAYSIDECAR_API_TOKEN]") var apiToken: String?
-        @Option(name: .customLong("api-token-file"), help: "Read the bearer token from this file [env: PAYSIDECAR_API_TOKEN_FILE]")
-        var apiTokenFile: String?
-        @Flag(help: "Print the API's JSON as is.") var json = false
-
-        func request(_ method: String, _ path: String) async throws -> (status: Int, body: [UInt8]) {
-            let environment = ProcessEnvironment.read()
-            var flags: [String: String] = [:]
-            flags[Setting.apiToken.variable] = apiToken
-            flags[Setting.apiToken.fileVariable!] = apiTokenFile
-            let token = try readSetting(.apiToken, flags: flags)
-            var base = apiURL ?? environment[Setting.listen.variable].map { "http://\($0)" } ?? "http://127.0.0.1:8080"
-            while base.hasSuffix("/") { base.removeLast() }
-            var headers: [(name: String, value: String)] = [("Accept", "application/json")]
-            if let token { headers.append(("Authorization", "Bearer \(token)")) }
-            var configuration = CurlClient.Configuration()
-            configuration.proxy = .none
-            configuration.timeout = .seconds(10)
-            let url = base + path
-            let outcome: Result<CurlResponse, any Error> = try await CurlClient.withClient(configuration: configuration) { client in
-                do {
-                    return .success(try await client.execute(CurlRequest(method: method, url: url, headers: headers, body: method == "POST" ? [] : nil)))
-                } catch {
-                    return .failure(error)
-                }
-            }
-            switch outcome {
-            case .success(let response): return (response.status, response.body)
-            case .failure(let error as CurlError): throw failStartup("events: cannot reach \(base): \(error.message)")
-            case .failure(let error): throw failStartup("events: \(error)")
-            }
-        }
-
-        /// The body as an object, or exit 1 with the problem's detail.
-        func object(_ answer: (status: Int, body: [UInt8])) throws -> [String: Any] {
-            let parsed = (try? JSONSerialization.jsonObject(with: Data(answer.body))) as? [String: Any] ?? [:]
-            guard (200..<300).contains(answer.status) else {
-                let detail = parsed["detail"] as? String ?? String(decoding: answer.body, as: UTF8.self)
-                printError("events: HTTP \(answer.status) \(parsed["code"] as? String ?? ""): \(detail)")
-                throw ExitCode(1)
-            }
-            return parsed
-        }
-
-        func printJSON(_ body: [UInt8]) {
-            if let value = try? JSONSerialization.jsonObject(with: Data(body)),
-               let pretty = try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) {
-                print(String(decoding: pretty, as: UTF8.self))
-            } else {
-                print(String(decoding: body, as: UTF8.self))
-            }
-        }
-    }
-
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List events, newest first.")
         @Option(help: "pending, delivered or failed.") var status: String?
-        @Option(help: "deposit.succeeded, deposit.failed, payout.succeeded or payout.failed.") var type: String?
+        @Option(help: "deposit.succeeded, deposit.failed, deposit.flagged, payout.succeeded, payout.failed or payout.flagged.") var type: String?
         @Option(help: "Only this order's events.") var mrn: String?
         @Option(help: "At most this many (1 to 100).") var limit: Int = 20
         @Option(help: "Continue after this event id (the previous page's nextCursor).") var after: String?
-        @OptionGroup var api: APIOptions
+        @OptionGroup var api: InternalAPIOptions
 
         func run() async throws {
             let query = [("status", status), ("type", type), ("mrn", mrn), ("limit", String(limit)), ("after", after)]
@@ -211,7 +154,7 @@ struct Events: AsyncParsableCommand {
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one event with its payload and delivery attempts.")
         @Argument(help: "The event id (webhook-id).") var id: String
-        @OptionGroup var api: APIOptions
+        @OptionGroup var api: InternalAPIOptions
 
         func run() async throws {
             let answer = try await api.request("GET", "/v1/events/" + FormURLEncoding.percentEncode(id))
@@ -223,13 +166,100 @@ struct Events: AsyncParsableCommand {
     struct Redeliver: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Queue an event again now, with a fresh retry schedule (same webhook-id).")
         @Argument(help: "The event id (webhook-id).") var id: String
-        @OptionGroup var api: APIOptions
+        @OptionGroup var api: InternalAPIOptions
 
         func run() async throws {
             let answer = try await api.request("POST", "/v1/events/" + FormURLEncoding.percentEncode(id) + "/redeliver")
             let event = try api.object(answer)
             if api.json { return api.printJSON(answer.body) }
             print("queued \(event["id"] as? String ?? id) (\(event["type"] as? String ?? "-"), mrn \(event["mrn"] as? String ?? "-")): status \(event["status"] as? String ?? "-")")
+        }
+    }
+}
+
+/// How the operator tools reach the internal API: its address and the bearer token.
+struct InternalAPIOptions: ParsableArguments {
+    @Option(name: .customLong("api-url"), help: "The internal API (default: http:// + PAYSIDECAR_LISTEN, else http://127.0.0.1:8080).")
+    var apiURL: String?
+    @Option(name: .customLong("api-token"), help: "Bearer token [env: PAYSIDECAR_API_TOKEN]") var apiToken: String?
+    @Option(name: .customLong("api-token-file"), help: "Read the bearer token from this file [env: PAYSIDECAR_API_TOKEN_FILE]")
+    var apiTokenFile: String?
+    @Flag(help: "Print the API's JSON as is.") var json = false
+
+    func request(_ method: String, _ path: String) async throws -> (status: Int, body: [UInt8]) {
+        let environment = ProcessEnvironment.read()
+        var flags: [String: String] = [:]
+        flags[Setting.apiToken.variable] = apiToken
+        flags[Setting.apiToken.fileVariable!] = apiTokenFile
+        let token = try readSetting(.apiToken, flags: flags)
+        var base = apiURL ?? environment[Setting.listen.variable].map { "http://\($0)" } ?? "http://127.0.0.1:8080"
+        while base.hasSuffix("/") { base.removeLast() }
+        var headers: [(name: String, value: String)] = [("Accept", "application/json")]
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        var configuration = CurlClient.Configuration()
+        configuration.proxy = .none
+        configuration.timeout = .seconds(10)
+        let url = base + path
+        let outcome: Result<CurlResponse, any Error> = try await CurlClient.withClient(configuration: configuration) { client in
+            do {
+                return .success(try await client.execute(CurlRequest(method: method, url: url, headers: headers, body: method == "POST" ? [] : nil)))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch outcome {
+        case .success(let response): return (response.status, response.body)
+        case .failure(let error as CurlError): throw failStartup("cannot reach the internal API at \(base): \(error.message)")
+        case .failure(let error): throw failStartup("the internal API: \(error)")
+        }
+    }
+
+    /// The body as an object, or exit 1 with the problem's detail.
+    func object(_ answer: (status: Int, body: [UInt8])) throws -> [String: Any] {
+        let parsed = (try? JSONSerialization.jsonObject(with: Data(answer.body))) as? [String: Any] ?? [:]
+        guard (200..<300).contains(answer.status) else {
+            let detail = parsed["detail"] as? String ?? String(decoding: answer.body, as: UTF8.self)
+            printError("pay-sidecar: HTTP \(answer.status) \(parsed["code"] as? String ?? ""): \(detail)")
+            throw ExitCode(1)
+        }
+        return parsed
+    }
+
+    func printJSON(_ body: [UInt8]) {
+        if let value = try? JSONSerialization.jsonObject(with: Data(body)),
+           let pretty = try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) {
+            print(String(decoding: pretty, as: UTF8.self))
+        } else {
+            print(String(decoding: body, as: UTF8.self))
+        }
+    }
+}
+
+/// `pay-sidecar secrets`: what can be done to the running sidecar's secrets without a restart.
+struct Secrets: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Act on the running sidecar's secrets (talks to the internal API).",
+        subcommands: [RevokePrevious.self]
+    )
+
+    struct RevokePrevious: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke-previous",
+            abstract: "End the grace period of rotated secrets now: a leaked previous secret stops working at once.",
+            discussion: """
+                After a rotation (SIGHUP or a changed *_FILE) the previous merchant secret, webhook secret and API token stay \
+                valid for PAYSIDECAR_SECRET_GRACE_PERIOD. When the previous one leaked, rotate, then run this: callbacks \
+                signed with it are refused, webhooks carry only the new signature, the previous token is refused.
+                """
+        )
+        @OptionGroup var api: InternalAPIOptions
+
+        func run() async throws {
+            let answer = try await api.request("POST", "/v1/secrets/revoke-previous")
+            let result = try api.object(answer)
+            if api.json { return api.printJSON(answer.body) }
+            let revoked = result["revoked"] as? [String] ?? []
+            print(revoked.isEmpty ? "no previous secret was still valid" : "revoked: " + revoked.joined(separator: ", "))
         }
     }
 }

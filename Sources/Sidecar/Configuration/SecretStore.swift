@@ -29,6 +29,11 @@ public struct SecretChange: Sendable, Hashable, CustomStringConvertible {
 
     public var isEmpty: Bool { !merchant && !webhook && !apiToken }
 
+    /// Machine-readable names of what changed: `merchant_secret`, `webhook_secret`, `api_token`.
+    public var identifiers: [String] {
+        [(merchant, "merchant_secret"), (webhook, "webhook_secret"), (apiToken, "api_token")].filter(\.0).map(\.1)
+    }
+
     /// The names of what changed, never the values: "merchant secret, webhook secret".
     public var description: String {
         let names = [(merchant, "merchant secret"), (webhook, "webhook secret"), (apiToken, "API token")].filter(\.0).map(\.1)
@@ -101,6 +106,21 @@ public final class SecretStore: Sendable {
         return state.withLock { state in
             guard let current = state.current.apiToken else { return [] }
             return [current] + Previous.valid(state.apiToken, at: at)
+        }
+    }
+
+    /// Ends the grace period of every previous secret now (a leaked one stops working at once). Returns which
+    /// were still valid.
+    @discardableResult
+    public func revokePrevious() -> SecretChange {
+        let at = now()
+        return state.withLock { state in
+            let change = SecretChange(merchant: !Previous.valid(state.merchant, at: at).isEmpty, webhook: !Previous.valid(state.webhook, at: at).isEmpty,
+                                      apiToken: !Previous.valid(state.apiToken, at: at).isEmpty)
+            state.merchant = nil
+            state.webhook = nil
+            state.apiToken = nil
+            return change
         }
     }
 

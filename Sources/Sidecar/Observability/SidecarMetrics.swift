@@ -52,6 +52,9 @@ public final class SidecarMetrics: Sendable {
     private static var reloadDescriptor: MetricNameDescriptor {
         name("secret_reloads", "total", "Secret reloads (SIGHUP or a changed *_FILE) by result")
     }
+    private static var refusedConnectionDescriptor: MetricNameDescriptor {
+        name("connections_refused", "total", "Connections closed as soon as they were accepted, by listener and reason (over_capacity, address_not_allowed)")
+    }
     private static var flagDescriptor: MetricNameDescriptor {
         name("order_flags", "total", "Flags raised on orders (each also sent as a *.flagged webhook), by kind and flag")
     }
@@ -82,6 +85,11 @@ public final class SidecarMetrics: Sendable {
         registry.makeCounter(descriptor: Self.gatewayDescriptor, labels: [("operation", operation), ("outcome", outcome)]).increment()
         registry.makeDurationHistogram(descriptor: Self.gatewayLatencyDescriptor, labels: [("operation", operation)], buckets: Self.latencyBuckets)
             .record(latency)
+    }
+
+    /// One connection closed when it was accepted: over_capacity or address_not_allowed.
+    func connectionRefused(listener: String, reason: String) {
+        registry.makeCounter(descriptor: Self.refusedConnectionDescriptor, labels: [("listener", listener), ("reason", reason)]).increment()
     }
 
     /// One flag raised on an order.

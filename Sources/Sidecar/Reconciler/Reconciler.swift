@@ -13,7 +13,7 @@ import Synchronization
 /// flag, schedule the next query, or ask for a payout to be re-sent (`resent`). Queries run one at a time,
 /// at most 10 a second. The rules, not this loop, say what each answer means (see `OrderStateMachine`).
 ///
-/// Hourly it prunes: orders final for PAYSIDECAR_JOURNAL_RETENTION (a settled one leaves a tombstone),
+/// Hourly (more often with short retentions) it prunes: orders final for PAYSIDECAR_JOURNAL_RETENTION (a settled one leaves a tombstone),
 /// tombstones older than PAYSIDECAR_TOMBSTONE_RETENTION, delivered events older than PAYSIDECAR_EVENT_RETENTION.
 final class Reconciler: Service, Sendable {
     let ledger: any Ledger
@@ -25,7 +25,13 @@ final class Reconciler: Service, Sendable {
     let lastPrune = Mutex<Millis>(0)
 
     static let minimumSpacing: Duration = .milliseconds(100)
-    static let pruneInterval: Millis = 3_600_000
+
+    /// Hourly, or four times per retention period when a retention is shorter than four hours (never more
+    /// often than every second).
+    var pruneInterval: Millis {
+        let shortest = min(milliseconds(configuration.journalRetention), milliseconds(configuration.eventRetention))
+        return max(1000, min(3_600_000, shortest / 4))
+    }
 
     init(ledger: any Ledger, desk: OrderDesk, gateway: GatewayClient, configuration: SidecarConfiguration, metrics: SidecarMetrics? = nil, logger: Logger) {
         self.metrics = metrics
@@ -106,7 +112,7 @@ final class Reconciler: Service, Sendable {
     func pruneIfDue() async throws {
         let now = nowMillis()
         let due = lastPrune.withLock { last -> Bool in
-            guard now - last >= Self.pruneInterval else { return false }
+            guard now - last >= pruneInterval else { return false }
             last = now
             return true
         }
