@@ -116,6 +116,7 @@ public struct Order: Sendable, Hashable {
     public var notFoundSince: Millis?
     /// The last status a query reported (0, 1, 2, or another number).
     public var lastGatewayStatus: Int?
+    /// The reconciler's queries since the create was last sent (the query schedule counts from here).
     public var queryCount: Int
     /// When the reconciler next looks at this order; nil when it does not.
     public var nextQueryAt: Millis?

@@ -231,6 +231,8 @@ public struct OrderStateMachine: Sendable {
         guard case .order(var order) = journaled else { return Decision(outcome: .duplicate) }
         let before = order
         recordSend(&order, report, at: now)
+        // Followed like a new create: the query schedule starts over.
+        order.queryCount = 0
         var raised: [OrderFlag] = []
         if order.state == .unknown {
             switch report {

@@ -119,10 +119,16 @@ struct CallbackTests {
         }
     }
 
-    @Test("PAYSIDECAR_CALLBACK_ALLOWED_IPS: other sources get 403 and are recorded")
+    @Test("PAYSIDECAR_CALLBACK_ALLOWED_IPS: other sources are closed at accept; behind a trusted proxy they get 403 and are recorded")
     func allowlist() async throws {
         try await withSidecar(settings: ["PAYSIDECAR_CALLBACK_ALLOWED_IPS": "10.0.0.0/8,2001:db8::/32"]) { (e2e: E2E) async throws in
-            let response = try await e2e.callback("deposit", depositCallbackForm(mrn: "D-ip"))
+            await #expect(throws: CurlError.self) { try await e2e.callback("deposit", depositCallbackForm(mrn: "D-ip")) }
+            #expect(try await e2e.server.ledger.rejections(limit: 5).isEmpty, "nothing written for a connection closed at accept")
+            #expect(try await e2e.allEvents().isEmpty)
+        }
+        try await withSidecar(settings: ["PAYSIDECAR_CALLBACK_ALLOWED_IPS": "10.0.0.0/8", "PAYSIDECAR_TRUSTED_PROXIES": "127.0.0.1"]) { (e2e: E2E) async throws in
+            let response = try await e2e.callback("deposit", depositCallbackForm(mrn: "D-ip"),
+                                                  headers: [("Content-Type", "application/x-www-form-urlencoded"), ("X-Forwarded-For", "198.51.100.7")])
             #expect(response.status == 403)
             #expect(try await e2e.server.ledger.rejections(limit: 5).first?.reason == "address_not_allowed")
             #expect(try await e2e.allEvents().isEmpty)
@@ -137,7 +143,9 @@ struct CallbackTests {
         let form = depositCallbackForm(mrn: "D-xff")
         let forwarded = [("Content-Type", "application/x-www-form-urlencoded"), ("X-Forwarded-For", "203.0.113.9")]
         try await withSidecar(settings: ["PAYSIDECAR_CALLBACK_ALLOWED_IPS": "203.0.113.0/24"]) { (e2e: E2E) async throws in
-            #expect(try await e2e.callback("deposit", form, headers: forwarded).status == 403, "no trusted proxy: the header is ignored")
+            await #expect(throws: CurlError.self, "no trusted proxy: the header is ignored, the peer is refused at accept") {
+                try await e2e.callback("deposit", form, headers: forwarded)
+            }
         }
         try await withSidecar(settings: ["PAYSIDECAR_CALLBACK_ALLOWED_IPS": "203.0.113.0/24", "PAYSIDECAR_TRUSTED_PROXIES": "127.0.0.1"]) { (e2e: E2E) async throws in
             #expect(try await e2e.callback("deposit", form, headers: forwarded).bodyText == "success")

@@ -10,9 +10,11 @@ final class SidecarProcess: @unchecked Sendable {
     let api: String
     let callbacks: String
     let logFile: URL
+    let databasePath: String
+    let arguments: [String]
     var process: ChildProcess?
 
-    init(webhookURL: String, settings: [String: String] = [:]) async throws {
+    init(webhookURL: String, settings: [String: String] = [:], arguments: [String] = []) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("crash-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let internalPort = try await uniqueTestPort()
@@ -20,6 +22,8 @@ final class SidecarProcess: @unchecked Sendable {
         api = "http://127.0.0.1:\(internalPort)"
         callbacks = "http://127.0.0.1:\(callbackPort)"
         logFile = folder.appendingPathComponent("sidecar.log")
+        databasePath = folder.appendingPathComponent("ledger.db").path
+        self.arguments = arguments
         var env = [
             "PAYSIDECAR_GATEWAY_URL": "http://127.0.0.1:1",
             "PAYSIDECAR_APP_KEY": TestMerchant.appKey,
@@ -33,13 +37,14 @@ final class SidecarProcess: @unchecked Sendable {
             "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE": "200ms,200ms,200ms,200ms,200ms",
         ]
         env.merge(settings) { $1 }
+        for (key, value) in settings where value.isEmpty { env[key] = nil }
         environment = env
     }
 
     func start(_ client: CurlClient) async throws {
-        process = try ChildProcess(paySidecarBinary().path, ["serve"], environment: environment, output: logFile.path)
+        process = try ChildProcess(paySidecarBinary().path, ["serve"] + arguments, environment: environment, output: logFile.path)
         let up = await eventually { (try? await client.execute(CurlRequest(url: self.api + "/readyz")))?.status == 200 }
-        precondition(up, "pay-sidecar did not start: \((try? String(contentsOf: logFile, encoding: .utf8)) ?? "")")
+        guard up else { throw TestFailure("pay-sidecar did not start: \((try? String(contentsOf: logFile, encoding: .utf8)) ?? "")") }
     }
 
     /// Sends `signal` and waits (up to 30 s) for the process to end; how it ended, nil if it did not.

@@ -9,24 +9,6 @@ import Testing
 /// Callbacks from the simulator go nowhere, so only the reconciler can learn outcomes.
 let noCallbacks = ["PAYSIDECAR_PUBLIC_URL": "http://127.0.0.1:1", "PAYSIDECAR_RECONCILE_AFTER": "200ms"]
 
-extension E2E {
-    func simBalance() async throws -> String? {
-        try object(try await client.execute(CurlRequest(url: gateway + "/_sim/balance")))["amount"] as? String
-    }
-
-    func simPost(_ path: String, _ body: String = "") async throws {
-        _ = try await client.execute(CurlRequest(method: "POST", url: gateway + path, body: Array(body.utf8)))
-    }
-
-    func creates(_ path: String) async throws -> Int {
-        try await gatewayRequests().filter { ($0["path"] as? String) == path }.count
-    }
-
-    func webhookBodies() -> [[String: Any]] {
-        receiver.requests.compactMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }
-    }
-}
-
 @Suite("Journal, idempotent creates and reconciliation")
 struct JournalTests {
     @Test("same mrn, same body: the recorded answer again and no second gateway call (both modes and payouts)")

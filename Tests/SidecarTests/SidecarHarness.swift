@@ -60,19 +60,19 @@ final class LogCapture: Sendable {
     }
 }
 
-/// A running simulator, a sidecar wired to it, and a client for both.
-struct E2E {
-    let simulator: GatewaySimulator
-    let server: SidecarServer
-    let client: CurlClient
-    let gateway: String
-    let api: String
-    let callbackListener: String
-    let logs: LogCapture
-    /// The webhook receiver (PAYSIDECAR_WEBHOOK_URL points at `{receiver}/hooks`) and its scripted answers.
-    let receiver: TestHTTPServer
-    let receiverAnswers: AnswerScript
+/// The addresses of a running sidecar and its simulator, and a client for both: what every end-to-end test
+/// talks to, whether the sidecar runs in this process (`E2E`) or as the real binary (`BinaryE2E`).
+protocol SidecarEndpoints: Sendable {
+    var client: CurlClient { get }
+    /// The simulator's base URL.
+    var gateway: String { get }
+    var api: String { get }
+    var callbackListener: String { get }
+    /// The webhook receiver (PAYSIDECAR_WEBHOOK_URL points at `{receiver}/hooks`).
+    var receiver: TestHTTPServer { get }
+}
 
+extension SidecarEndpoints {
     func post(_ path: String, json: String, headers: [(String, String)] = [("Content-Type", "application/json")]) async throws -> CurlResponse {
         try await client.execute(CurlRequest(method: "POST", url: api + path, headers: headers, body: Array(json.utf8)))
     }
@@ -93,11 +93,11 @@ struct E2E {
     }
 
     /// Every event the events API lists, following pages.
-    func allEvents(_ filter: String = "") async throws -> [[String: Any]] {
+    func allEvents(_ filter: String = "", headers: [(String, String)] = []) async throws -> [[String: Any]] {
         var result: [[String: Any]] = []
         var cursor: String?
         repeat {
-            let page = try object(try await get("/v1/events?limit=100\(filter)\(cursor.map { "&after=\($0)" } ?? "")"))
+            let page = try object(try await get("/v1/events?limit=100\(filter)\(cursor.map { "&after=\($0)" } ?? "")", headers: headers))
             result += page["data"] as? [[String: Any]] ?? []
             cursor = page["nextCursor"] as? String
         } while cursor != nil
@@ -106,6 +106,11 @@ struct E2E {
 
     func event(_ id: String) async throws -> [String: Any] {
         try object(try await get("/v1/events/\(id)"))
+    }
+
+    func addFault(_ json: String) async throws {
+        let response = try await client.execute(CurlRequest(method: "POST", url: gateway + "/_sim/faults", headers: [("Content-Type", "application/json")], body: Array(json.utf8)))
+        precondition(response.status == 201, response.bodyText)
     }
 
     /// Journals a deposit (web API mode) that the default `depositCallbackForm` matches: 100, channel 2.
@@ -120,10 +125,42 @@ struct E2E {
         precondition(response.status == 202, response.bodyText)
     }
 
-    func addFault(_ json: String) async throws {
-        let response = try await client.execute(CurlRequest(method: "POST", url: gateway + "/_sim/faults", headers: [("Content-Type", "application/json")], body: Array(json.utf8)))
-        precondition(response.status == 201, response.bodyText)
+    func simBalance() async throws -> String? {
+        try object(try await client.execute(CurlRequest(url: gateway + "/_sim/balance")))["amount"] as? String
     }
+
+    func simPost(_ path: String, _ body: String = "") async throws {
+        _ = try await client.execute(CurlRequest(method: "POST", url: gateway + path, body: Array(body.utf8)))
+    }
+
+    /// How many creates reached the simulator on `path` (e.g. `/api/Payouts/Create`).
+    func creates(_ path: String) async throws -> Int {
+        try await gatewayRequests().filter { ($0["path"] as? String) == path }.count
+    }
+
+    /// The bodies of the webhooks the receiver got, in order.
+    func webhookBodies() -> [[String: Any]] {
+        receiver.requests.compactMap { try? JSONSerialization.jsonObject(with: Data($0.body)) as? [String: Any] }
+    }
+
+    /// The journal's view of an order (`journal` of GET /v1/{kind}/{mrn}).
+    func journal(_ kind: String, _ mrn: String) async throws -> [String: Any] {
+        try object(try await get("/v1/\(kind)s/\(mrn)"))["journal"] as? [String: Any] ?? [:]
+    }
+}
+
+/// A running simulator, a sidecar wired to it (in this process), and a client for both.
+struct E2E: SidecarEndpoints {
+    let simulator: GatewaySimulator
+    let server: SidecarServer
+    let client: CurlClient
+    let gateway: String
+    let api: String
+    let callbackListener: String
+    let logs: LogCapture
+    /// The webhook receiver (PAYSIDECAR_WEBHOOK_URL points at `{receiver}/hooks`) and its scripted answers.
+    let receiver: TestHTTPServer
+    let receiverAnswers: AnswerScript
 }
 
 func object(_ response: CurlResponse) throws -> [String: Any] {
