@@ -143,7 +143,7 @@ struct CallbackTests {
         let form = depositCallbackForm(mrn: "D-xff")
         let forwarded = [("Content-Type", "application/x-www-form-urlencoded"), ("X-Forwarded-For", "203.0.113.9")]
         try await withSidecar(settings: ["PAYSIDECAR_CALLBACK_ALLOWED_IPS": "203.0.113.0/24"]) { (e2e: E2E) async throws in
-            await #expect(throws: CurlError.self, "no trusted proxy: the header is ignored, the peer is refused at accept") {
+            _ = await #expect(throws: CurlError.self, "no trusted proxy: the header is ignored, the peer is refused at accept") {
                 try await e2e.callback("deposit", form, headers: forwarded)
             }
         }
