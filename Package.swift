@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Everything the gateway's document says: messages, signatures, field rules. Pure, no I/O.
@@ -91,6 +92,21 @@ let package = Package(
             dependencies: ["Orders", "GatewayProtocol", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
+        // The ledger on PostgreSQL, for several replicas sharing one database (contract section 10): the same
+        // protocol and semantics as the SQLite ledger, claims with FOR UPDATE SKIP LOCKED, LISTEN/NOTIFY for the outbox.
+        .target(
+            name: "LedgerPostgres",
+            dependencies: [
+                "Ledger",
+                "Orders",
+                "GatewayProtocol",
+                "ConfigurationValues",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Standard Webhooks: signing and verification (pure) and the retry policy.
         .target(
             name: "Webhooks",
@@ -106,6 +122,7 @@ let package = Package(
                 "ConfigurationValues",
                 "Orders",
                 "Ledger",
+                "LedgerPostgres",
                 "Webhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -167,6 +184,18 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
+        // A fresh PostgreSQL database per test, on the server PAYSIDECAR_TEST_POSTGRES_URL names.
+        .target(
+            name: "PostgresTestSupport",
+            dependencies: [
+                "LedgerPostgres",
+                "Ledger",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/PostgresTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "GatewayProtocolTests",
             dependencies: ["GatewayProtocol"],
@@ -210,9 +239,13 @@ let package = Package(
             name: "LedgerTests",
             dependencies: [
                 "Ledger",
+                "LedgerPostgres",
+                "PostgresTestSupport",
                 "Orders",
                 "GatewayProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -226,7 +259,9 @@ let package = Package(
                 "CurlHTTP",
                 "ConfigurationValues",
                 "Ledger",
+                "LedgerPostgres",
                 "TestSupport",
+                "PostgresTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),

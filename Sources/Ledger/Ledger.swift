@@ -76,6 +76,16 @@ public protocol Ledger: Sendable {
 
     /// Counts for the metrics endpoint: outbox depth and age, reconciliation backlog, flagged orders.
     func statistics(now: Millis) async throws -> LedgerStatistics
+
+    /// Calls `onQueued` whenever any process sharing this storage may have queued outbox events, until the
+    /// calling task is cancelled; also once each time it (re)starts listening, for what was queued meanwhile.
+    /// A hint only: callers keep polling, since a hint can be lost (e.g. while the database is unreachable).
+    func followOutbox(_ onQueued: @escaping @Sendable () -> Void) async
+}
+
+extension Ledger {
+    /// A storage only one process writes has no news from elsewhere: that process wakes its own dispatcher.
+    public func followOutbox(_ onQueued: @escaping @Sendable () -> Void) async {}
 }
 
 /// What an operator watches in the durable state (exported as gauges on `/metrics`).

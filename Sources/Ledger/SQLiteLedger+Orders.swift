@@ -20,7 +20,7 @@ enum OrderRow {
             order.kind.rawValue, order.mrn, order.amount, order.channelId, order.notifyUrl, order.state.rawValue, order.createdBySidecar, order.request,
             order.fingerprint, order.answer?.status, order.answer?.body, order.verdict?.rawValue, order.gatewayCode, order.sendCount, order.firstSentAt,
             order.sendingSince, order.notFoundSince, order.lastGatewayStatus, order.queryCount, order.nextQueryAt, order.settledSource?.rawValue,
-            order.settledAt, order.paidAmount, order.settlementEventID, order.flag?.code.rawValue, order.flags.isEmpty ? nil : encodeFlags(order.flags),
+            order.settledAt, order.paidAmount, order.settlementEventID, order.flag?.code.rawValue, order.flags.isEmpty ? nil : StoredFlags.encode(order.flags),
             order.createdAt, order.updatedAt, order.closedAt, order.version,
         ]
     }
@@ -54,26 +54,11 @@ enum OrderRow {
         order.settledAt = row["settled_at"]
         order.paidAmount = row["paid_amount"]
         order.settlementEventID = row["settlement_event_id"]
-        order.flags = (row["flags"] as String?).map(decodeFlags) ?? []
+        order.flags = (row["flags"] as String?).map(StoredFlags.decode) ?? []
         order.updatedAt = row["updated_at"]
         order.closedAt = row["closed_at"]
         order.version = row["version"]
         return order
-    }
-
-    static func encodeFlags(_ flags: [OrderFlag]) -> String {
-        JSONValue.array(flags.map { flag in
-            .object(["code": .string(flag.code.rawValue), "detail": .string(flag.detail), "at": .number(String(flag.at))])
-        }).jsonText
-    }
-
-    /// Flags as stored; one whose code this version does not know is kept as a contradiction, its detail intact.
-    static func decodeFlags(_ text: String) -> [OrderFlag] {
-        guard let items = (try? JSONValue.parse(text))?.elements else { return [] }
-        return items.map { item in
-            OrderFlag(code: item["code"]?.stringValue.flatMap(FlagCode.init(rawValue:)) ?? .contradictingOutcome,
-                      detail: item["detail"]?.stringValue ?? "", at: item["at"]?.scalarText.flatMap { Int64($0) } ?? 0)
-        }
     }
 }
 

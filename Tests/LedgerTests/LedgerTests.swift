@@ -1,7 +1,9 @@
 import Foundation
 import GRDB
 import GatewayProtocol
+import LedgerPostgres
 import Orders
+import PostgresTestSupport
 import Testing
 
 @testable import Ledger
@@ -10,6 +12,26 @@ func temporaryLedger() throws -> SQLiteLedger {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("ledger-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     return try SQLiteLedger(path: folder.appendingPathComponent("l.db").path)
+}
+
+/// The ledger implementations every behavioural test runs against: SQLite always, PostgreSQL when
+/// PAYSIDECAR_TEST_POSTGRES_URL names a server (CI sets it; the "PostgreSQL ledger" suite shows as skipped
+/// when it is not set).
+enum Backend: String, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    static var available: [Backend] { PostgresTestDatabase.isConfigured ? [.sqlite, .postgres] : [.sqlite] }
+
+    var testDescription: String { rawValue }
+}
+
+/// A fresh, empty ledger of `backend` for `body` (for PostgreSQL, on a database of its own, dropped after).
+func withLedger<R>(_ backend: Backend, _ body: (any Ledger) async throws -> R) async throws -> R {
+    switch backend {
+    case .sqlite: return try await body(try temporaryLedger())
+    case .postgres: return try await PostgresTestDatabase.withLedger { try await body($0) }
+    }
 }
 
 /// A payout journaled at version 1.
@@ -132,96 +154,162 @@ struct SQLiteLedgerTests {
 
 @Suite("Ledger: journal writes")
 struct JournalWriteTests {
-    @Test("an insert of a journaled mrn conflicts and returns what is there; an update based on an old version conflicts")
-    func versions() async throws {
-        let l = try temporaryLedger()
-        let order = newOrder("P-v")
-        #expect(try await l.commit(JournalWrite(order: .insert(order))) == .committed)
-        #expect(try await l.commit(JournalWrite(order: .insert(order))) == .conflict(.order(order)))
-        var next = order
-        next.state = .succeeded
-        next.version = 2
-        #expect(try await l.commit(JournalWrite(order: .update(next, expectedVersion: 1), events: [event("evt_v", mrn: "P-v")])) == .committed)
-        var stale = order
-        stale.state = .failed
-        stale.version = 2
-        #expect(try await l.commit(JournalWrite(order: .update(stale, expectedVersion: 1), events: [event("evt_stale", mrn: "P-v")])) == .conflict(.order(next)))
-        #expect(try await l.events(EventQuery()).map(\.id) == ["evt_v"], "a refused write writes nothing, its events included")
-        #expect(try await l.journaled(.payout, "P-v") == .order(next))
-    }
-
-    @Test("an event id already in the outbox is the same fact: kept once")
-    func eventsOnce() async throws {
-        let l = try temporaryLedger()
-        #expect(try await l.commit(JournalWrite(events: [event("evt_same", mrn: "P-e")])) == .committed)
-        #expect(try await l.commit(JournalWrite(events: [event("evt_same", mrn: "P-e"), event("evt_other", mrn: "P-e")])) == .committed)
-        #expect(try await l.events(EventQuery()).map(\.id) == ["evt_same", "evt_other"])
-    }
-
-    @Test("pruning: the delete and its tombstone in one write; the tombstone keeps the mrn taken and is itself pruned later")
-    func tombstones() async throws {
-        let l = try temporaryLedger()
-        var order = newOrder("P-t", state: .succeeded)
-        order.closedAt = 5
-        #expect(try await l.commit(JournalWrite(order: .insert(order), receipt: CallbackReceipt(kind: .payout, mrn: "P-t", outcome: .succeeded, duplicate: false, body: "b", sourceAddress: nil, at: 5))) == .committed)
-        #expect(try await l.closedOrders(before: 6, limit: 10).map(\.mrn) == ["P-t"])
-        #expect(try await l.closedOrders(before: 5, limit: 10).isEmpty)
-        let tombstone = Tombstone(kind: .payout, mrn: "P-t", outcome: .succeeded, settlementEventID: "evt_t", fingerprint: "f", flag: nil, prunedAt: 100)
-        #expect(try await l.commit(JournalWrite(order: .delete(kind: .payout, mrn: "P-t", expectedVersion: 1), tombstone: tombstone)) == .committed)
-        #expect(try await l.journaled(.payout, "P-t") == .tombstone(tombstone))
-        #expect(try await l.commit(JournalWrite(order: .insert(newOrder("P-t")))) == .conflict(.tombstone(tombstone)), "a tombstoned mrn is taken")
-        #expect(try await l.pruneTombstones(before: 100) == 0)
-        #expect(try await l.pruneTombstones(before: 101) == 1)
-        #expect(try await l.journaled(.payout, "P-t") == .nothing)
-    }
-
-    @Test("claiming due orders: each is claimed once until its lease ends")
-    func claims() async throws {
-        let l = try temporaryLedger()
-        for (mrn, due) in [("P-due", Millis(10)), ("P-later", Millis(1000))] {
-            var order = newOrder(mrn)
-            order.nextQueryAt = due
+    @Test("an insert of a journaled mrn conflicts and returns what is there; an update based on an old version conflicts", arguments: Backend.available)
+    func versions(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            let order = newOrder("P-v")
             #expect(try await l.commit(JournalWrite(order: .insert(order))) == .committed)
+            #expect(try await l.commit(JournalWrite(order: .insert(order))) == .conflict(.order(order)))
+            var next = order
+            next.state = .succeeded
+            next.version = 2
+            #expect(try await l.commit(JournalWrite(order: .update(next, expectedVersion: 1), events: [event("evt_v", mrn: "P-v")])) == .committed)
+            var stale = order
+            stale.state = .failed
+            stale.version = 2
+            #expect(try await l.commit(JournalWrite(order: .update(stale, expectedVersion: 1), events: [event("evt_stale", mrn: "P-v")])) == .conflict(.order(next)))
+            #expect(try await l.events(EventQuery()).map(\.id) == ["evt_v"], "a refused write writes nothing, its events included")
+            #expect(try await l.journaled(.payout, "P-v") == .order(next))
         }
-        let claimed = try await l.claimDueOrders(now: 50, lease: 100, limit: 10)
-        #expect(claimed.map(\.mrn) == ["P-due"])
-        #expect(claimed.first?.nextQueryAt == 150 && claimed.first?.version == 2)
-        #expect(try await l.claimDueOrders(now: 60, lease: 100, limit: 10).isEmpty, "claimed until 150")
-        #expect(try await l.claimDueOrders(now: 150, lease: 100, limit: 10).map(\.mrn) == ["P-due"])
-        let reclaimed = try #require(try await l.claimDueOrders(now: 250, lease: 0, limit: 1).first)
-        #expect(try await l.journaled(.payout, "P-due") == .order(reclaimed), "the claim is what the journal holds")
     }
 
-    @Test("delivered events are pruned after their retention with their attempts; pending and failed ones stay")
-    func eventRetention() async throws {
-        let l = try temporaryLedger()
-        #expect(try await l.commit(JournalWrite(events: [event("evt_done", mrn: "P-1"), event("evt_waiting", mrn: "P-2"), event("evt_failed", mrn: "P-3")])) == .committed)
-        let claimed = try await l.claimDueEvents(now: 10, lease: 100, limit: 10, excluding: [])
-        #expect(claimed.count == 3)
-        try await l.finishAttempt(DeliveryAttempt(eventID: "evt_done", attempt: 1, url: "http://x", statusCode: 200, error: nil, durationMillis: 1, at: 20), next: .delivered)
-        try await l.finishAttempt(DeliveryAttempt(eventID: "evt_failed", attempt: 1, url: "http://x", statusCode: 410, error: nil, durationMillis: 1, at: 20), next: .fail(reason: "gone"))
-        try await l.finishAttempt(DeliveryAttempt(eventID: "evt_waiting", attempt: 1, url: "http://x", statusCode: 500, error: nil, durationMillis: 1, at: 20), next: .retry(at: 30))
-        #expect(try await l.pruneDeliveredEvents(before: 20) == 0, "delivered at 20: not before 20")
-        #expect(try await l.pruneDeliveredEvents(before: 21) == 1)
-        #expect(try await l.events(EventQuery()).map(\.id).sorted() == ["evt_failed", "evt_waiting"])
-        #expect(try await l.event(id: "evt_done") == nil)
+    @Test("an event id already in the outbox is the same fact: kept once", arguments: Backend.available)
+    func eventsOnce(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            #expect(try await l.commit(JournalWrite(events: [event("evt_same", mrn: "P-e")])) == .committed)
+            #expect(try await l.commit(JournalWrite(events: [event("evt_same", mrn: "P-e"), event("evt_other", mrn: "P-e")])) == .committed)
+            #expect(try await l.events(EventQuery()).map(\.id) == ["evt_same", "evt_other"])
+        }
     }
 
-    @Test("statistics count what the metrics show: due and open orders, flagged ones, the outbox")
-    func statistics() async throws {
-        let l = try temporaryLedger()
-        var due = newOrder("P-s1")
-        due.nextQueryAt = 10
-        var open = newOrder("P-s2")
-        open.nextQueryAt = 1000
-        var flagged = newOrder("P-s3", state: .succeeded)
-        flagged.flags = [OrderFlag(code: .amountMismatch, detail: "d", at: 1)]
-        for order in [due, open, flagged] { _ = try await l.commit(JournalWrite(order: .insert(order))) }
-        _ = try await l.commit(JournalWrite(events: [event("evt_s", mrn: "P-s3", at: 7)]))
-        let stats = try await l.statistics(now: 50)
-        #expect(stats == LedgerStatistics(pendingEvents: 1, oldestPendingEventAt: 7, failedEvents: 0, reconcileDue: 1, reconcileOpen: 2, flaggedOrders: 1))
-        #expect(try await l.flaggedOrders(limit: 10).map(\.mrn) == ["P-s3"])
-        guard case .order(let stored) = try await l.journaled(.payout, "P-s3") else { Issue.record("gone"); return }
-        #expect(stored.flags == flagged.flags, "flags survive the round trip")
+    @Test("pruning: the delete and its tombstone in one write; the tombstone keeps the mrn taken and is itself pruned later", arguments: Backend.available)
+    func tombstones(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            var order = newOrder("P-t", state: .succeeded)
+            order.closedAt = 5
+            #expect(try await l.commit(JournalWrite(order: .insert(order), receipt: CallbackReceipt(kind: .payout, mrn: "P-t", outcome: .succeeded, duplicate: false, body: "b", sourceAddress: nil, at: 5))) == .committed)
+            #expect(try await l.closedOrders(before: 6, limit: 10).map(\.mrn) == ["P-t"])
+            #expect(try await l.closedOrders(before: 5, limit: 10).isEmpty)
+            let tombstone = Tombstone(kind: .payout, mrn: "P-t", outcome: .succeeded, settlementEventID: "evt_t", fingerprint: "f", flag: nil, prunedAt: 100)
+            #expect(try await l.commit(JournalWrite(order: .delete(kind: .payout, mrn: "P-t", expectedVersion: 1), tombstone: tombstone)) == .committed)
+            #expect(try await l.journaled(.payout, "P-t") == .tombstone(tombstone))
+            #expect(try await l.commit(JournalWrite(order: .insert(newOrder("P-t")))) == .conflict(.tombstone(tombstone)), "a tombstoned mrn is taken")
+            #expect(try await l.pruneTombstones(before: 100) == 0)
+            #expect(try await l.pruneTombstones(before: 101) == 1)
+            #expect(try await l.journaled(.payout, "P-t") == .nothing)
+        }
+    }
+
+    @Test("claiming due orders: each is claimed once until its lease ends", arguments: Backend.available)
+    func claims(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            for (mrn, due) in [("P-due", Millis(10)), ("P-later", Millis(1000))] {
+                var order = newOrder(mrn)
+                order.nextQueryAt = due
+                #expect(try await l.commit(JournalWrite(order: .insert(order))) == .committed)
+            }
+            let claimed = try await l.claimDueOrders(now: 50, lease: 100, limit: 10)
+            #expect(claimed.map(\.mrn) == ["P-due"])
+            #expect(claimed.first?.nextQueryAt == 150 && claimed.first?.version == 2)
+            #expect(try await l.claimDueOrders(now: 60, lease: 100, limit: 10).isEmpty, "claimed until 150")
+            #expect(try await l.claimDueOrders(now: 150, lease: 100, limit: 10).map(\.mrn) == ["P-due"])
+            let reclaimed = try #require(try await l.claimDueOrders(now: 250, lease: 0, limit: 1).first)
+            #expect(try await l.journaled(.payout, "P-due") == .order(reclaimed), "the claim is what the journal holds")
+        }
+    }
+
+    @Test("delivered events are pruned after their retention with their attempts; pending and failed ones stay", arguments: Backend.available)
+    func eventRetention(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            #expect(try await l.commit(JournalWrite(events: [event("evt_done", mrn: "P-1"), event("evt_waiting", mrn: "P-2"), event("evt_failed", mrn: "P-3")])) == .committed)
+            let claimed = try await l.claimDueEvents(now: 10, lease: 100, limit: 10, excluding: [])
+            #expect(claimed.count == 3)
+            try await l.finishAttempt(DeliveryAttempt(eventID: "evt_done", attempt: 1, url: "http://x", statusCode: 200, error: nil, durationMillis: 1, at: 20), next: .delivered)
+            try await l.finishAttempt(DeliveryAttempt(eventID: "evt_failed", attempt: 1, url: "http://x", statusCode: 410, error: nil, durationMillis: 1, at: 20), next: .fail(reason: "gone"))
+            try await l.finishAttempt(DeliveryAttempt(eventID: "evt_waiting", attempt: 1, url: "http://x", statusCode: 500, error: nil, durationMillis: 1, at: 20), next: .retry(at: 30))
+            #expect(try await l.pruneDeliveredEvents(before: 20) == 0, "delivered at 20: not before 20")
+            #expect(try await l.pruneDeliveredEvents(before: 21) == 1)
+            #expect(try await l.events(EventQuery()).map(\.id).sorted() == ["evt_failed", "evt_waiting"])
+            #expect(try await l.event(id: "evt_done") == nil)
+        }
+    }
+
+    @Test("statistics count what the metrics show: due and open orders, flagged ones, the outbox", arguments: Backend.available)
+    func statistics(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            var due = newOrder("P-s1")
+            due.nextQueryAt = 10
+            var open = newOrder("P-s2")
+            open.nextQueryAt = 1000
+            var flagged = newOrder("P-s3", state: .succeeded)
+            flagged.flags = [OrderFlag(code: .amountMismatch, detail: "d", at: 1)]
+            for order in [due, open, flagged] { _ = try await l.commit(JournalWrite(order: .insert(order))) }
+            _ = try await l.commit(JournalWrite(events: [event("evt_s", mrn: "P-s3", at: 7)]))
+            let stats = try await l.statistics(now: 50)
+            #expect(stats == LedgerStatistics(pendingEvents: 1, oldestPendingEventAt: 7, failedEvents: 0, reconcileDue: 1, reconcileOpen: 2, flaggedOrders: 1))
+            #expect(try await l.flaggedOrders(limit: 10).map(\.mrn) == ["P-s3"])
+            guard case .order(let stored) = try await l.journaled(.payout, "P-s3") else { Issue.record("gone"); return }
+            #expect(stored.flags == flagged.flags, "flags survive the round trip")
+        }
+    }
+
+    @Test("the outbox: claims leave out the caller's own events and claimed ones; a redelivery queues a failed event again; listing pages by cursor",
+          arguments: Backend.available)
+    func outbox(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            #expect(try await l.commit(JournalWrite(events: [event("evt_a", mrn: "P-a", at: 1), event("evt_b", mrn: "P-b", at: 2), event("evt_c", mrn: "P-c", at: 3)])) == .committed)
+            #expect(try await l.nextDueTime() == 1)
+            let first = try await l.claimDueEvents(now: 10, lease: 100, limit: 2, excluding: ["evt_a"])
+            #expect(first.map(\.id) == ["evt_b", "evt_c"], "due order, the excluded one left out")
+            #expect(try await l.claimDueEvents(now: 20, lease: 100, limit: 10, excluding: []).map(\.id) == ["evt_a"], "claimed ones are not claimed again")
+            #expect(try await l.claimDueEvents(now: 30, lease: 100, limit: 10, excluding: []).isEmpty)
+            try await l.failEvent(id: "evt_b", reason: "no target", at: 40)
+            try await l.finishAttempt(DeliveryAttempt(eventID: "evt_c", attempt: 1, url: "http://x", statusCode: nil, error: "timeout", durationMillis: 5, at: 40),
+                                      next: .retry(at: 500))
+            let (c, attempts) = try #require(try await l.event(id: "evt_c"))
+            #expect(c.status == .pending && c.attempts == 1 && c.nextAttemptAt == 500 && c.lastError == "timeout")
+            #expect(attempts == [DeliveryAttempt(eventID: "evt_c", attempt: 1, url: "http://x", statusCode: nil, error: "timeout", durationMillis: 5, at: 40)])
+            #expect(try await l.claimDueEvents(now: 499, lease: 100, limit: 10, excluding: ["evt_a"]).isEmpty, "not due before its retry")
+            let failed = try await l.events(EventQuery(status: .failed))
+            #expect(failed.map(\.id) == ["evt_b"] && failed.first?.lastError == "no target")
+            let again = try #require(try await l.redeliver(id: "evt_b", at: 600))
+            #expect(again.status == .pending && again.nextAttemptAt == 600 && again.scheduleBase == again.attempts && again.lastError == nil)
+            #expect(try await l.redeliver(id: "evt_none", at: 600) == nil)
+            #expect(try await l.claimDueEvents(now: 600, lease: 100, limit: 10, excluding: ["evt_a"]).map(\.id) == ["evt_c", "evt_b"])
+            #expect(try await l.events(EventQuery(limit: 2)).map(\.id) == ["evt_a", "evt_b"])
+            #expect(try await l.events(EventQuery(after: "evt_b", limit: 2)).map(\.id) == ["evt_c"])
+            #expect(try await l.events(EventQuery(type: .payoutSucceeded, mrn: "P-c")).map(\.id) == ["evt_c"])
+        }
+    }
+
+    @Test("refused callbacks are kept newest first; a receipt and an update in one write", arguments: Backend.available)
+    func rejectionsAndReceipts(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            for n in 1...3 {
+                try await l.recordRejection(RejectedCallback(kind: .deposit, mrn: n == 2 ? nil : "D-\(n)", reason: "bad_signature", detail: "d\(n)",
+                                                             sourceAddress: "203.0.113.\(n)", body: "b", at: Millis(n)))
+            }
+            let newest = try await l.rejections(limit: 2)
+            #expect(newest.map(\.detail) == ["d3", "d2"] && newest.last?.mrn == nil)
+            let order = newOrder("P-r")
+            #expect(try await l.commit(JournalWrite(order: .insert(order))) == .committed)
+            var settled = order
+            settled.state = .succeeded
+            settled.paidAmount = "1.00"
+            settled.settledSource = .callback
+            settled.settledAt = 9
+            settled.answer = RecordedAnswer(status: 202, body: "{}")
+            settled.verdict = .accepted
+            settled.version = 2
+            let receipt = CallbackReceipt(kind: .payout, mrn: "P-r", outcome: .succeeded, duplicate: false, body: "amount=1", sourceAddress: "203.0.113.9", at: 9)
+            #expect(try await l.commit(JournalWrite(order: .update(settled, expectedVersion: 1), receipt: receipt, durable: true)) == .committed)
+            #expect(try await l.journaled(.payout, "P-r") == .order(settled), "every column survives the round trip")
+            var pruned = settled
+            pruned.closedAt = 10
+            pruned.version = 3
+            #expect(try await l.commit(JournalWrite(order: .update(pruned, expectedVersion: 2))) == .committed)
+            #expect(try await l.commit(JournalWrite(order: .delete(kind: .payout, mrn: "P-r", expectedVersion: 2))) == .conflict(.order(pruned)),
+                    "a delete based on an old version is refused")
+        }
     }
 }

@@ -1,0 +1,266 @@
+import Foundation
+import GatewayProtocol
+import Ledger
+import Orders
+import PostgresNIO
+import PostgresTestSupport
+import Synchronization
+import Testing
+
+@testable import LedgerPostgres
+
+/// What only a shared database has to get right: several writers and replicas at once, migrations raced by
+/// replicas starting together, notifications, outages. Runs when PAYSIDECAR_TEST_POSTGRES_URL is set (CI sets
+/// it: `eval "$(scripts/pg-test-cluster.sh start)"`); otherwise this suite shows as skipped.
+@Suite("PostgreSQL ledger", .enabled(if: PostgresTestDatabase.isConfigured, "PAYSIDECAR_TEST_POSTGRES_URL is not set: the PostgreSQL ledger was not tested"))
+struct PostgresLedgerTests {
+    /// Two replicas: two ledgers (two pools) on one fresh database, both running while `body` runs.
+    func withReplicas<R>(_ body: (PostgresLedger, PostgresLedger) async throws -> R) async throws -> R {
+        try await PostgresTestDatabase.withFreshDatabase { (url: String) async throws in
+            let settings = try PostgresSettings(url: url, poolSize: 4, timeout: .seconds(10))
+            let a = try await PostgresLedger.open(settings, logger: PostgresTestDatabase.quietLogger)
+            let b = try await PostgresLedger.open(settings, logger: PostgresTestDatabase.quietLogger)
+            return try await PostgresTestDatabase.running(a) {
+                try await PostgresTestDatabase.running(b) { try await body(a, b) }
+            }
+        }
+    }
+
+    @Test("the same insert committed by many tasks at once: exactly one is committed, every other one sees it")
+    func concurrentInserts() async throws {
+        try await withReplicas { (a: PostgresLedger, b: PostgresLedger) async throws in
+            let order = newOrder("P-race")
+            let results = try await withThrowingTaskGroup(of: CommitResult.self) { group in
+                for n in 0..<40 {
+                    group.addTask { try await (n % 2 == 0 ? a : b).commit(JournalWrite(order: .insert(order), events: [event("evt_race_\(n)", mrn: "P-race")])) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.filter { $0 == .committed }.count == 1)
+            #expect(results.filter { $0 == .conflict(.order(order)) }.count == 39)
+            #expect(try await a.events(EventQuery(limit: 100)).count == 1, "the refused writes wrote no event")
+        }
+    }
+
+    @Test("an update based on one version, from many tasks at once: exactly one wins")
+    func concurrentUpdates() async throws {
+        try await withReplicas { (a: PostgresLedger, b: PostgresLedger) async throws in
+            let order = newOrder("P-upd")
+            #expect(try await a.commit(JournalWrite(order: .insert(order))) == .committed)
+            let results = try await withThrowingTaskGroup(of: CommitResult.self) { group in
+                for n in 0..<20 {
+                    var next = order
+                    next.queryCount = n + 1
+                    next.version = 2
+                    group.addTask { try await (n % 2 == 0 ? a : b).commit(JournalWrite(order: .update(next, expectedVersion: 1))) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.filter { $0 == .committed }.count == 1)
+            guard case .order(let winner) = try await b.journaled(.payout, "P-upd") else { Issue.record("gone"); return }
+            #expect(winner.version == 2)
+            #expect(results.filter { $0 == .conflict(.order(winner)) }.count == 19)
+        }
+    }
+
+    @Test("an insert racing the prune of the same mrn never journals a tombstoned mrn anew")
+    func insertRacingPrune() async throws {
+        try await withReplicas { (a: PostgresLedger, b: PostgresLedger) async throws in
+            for n in 0..<20 {
+                let mrn = "P-prune-\(n)"
+                var settled = newOrder(mrn, state: .succeeded)
+                settled.closedAt = 5
+                #expect(try await a.commit(JournalWrite(order: .insert(settled))) == .committed)
+                let tombstone = Tombstone(kind: .payout, mrn: mrn, outcome: .succeeded, settlementEventID: nil, fingerprint: "f", flag: nil, prunedAt: 10)
+                async let prune = a.commit(JournalWrite(order: .delete(kind: .payout, mrn: mrn, expectedVersion: 1), tombstone: tombstone))
+                async let insert = b.commit(JournalWrite(order: .insert(newOrder(mrn))))
+                let (pruned, inserted) = try await (prune, insert)
+                #expect(pruned == .committed)
+                #expect(inserted != .committed, "\(mrn): the order existed, then its tombstone did")
+                #expect(try await b.journaled(.payout, mrn) == .tombstone(tombstone))
+            }
+        }
+    }
+
+    @Test("two replicas claiming due orders and due events at once never get the same row")
+    func claimsAcrossReplicas() async throws {
+        try await withReplicas { (a: PostgresLedger, b: PostgresLedger) async throws in
+            let count = 120
+            for n in 0..<count {
+                var order = newOrder("P-claim-\(n)")
+                order.nextQueryAt = Millis(n)
+                #expect(try await a.commit(JournalWrite(order: .insert(order), events: [event("evt_claim_\(n)", mrn: order.mrn, at: Millis(n))])) == .committed)
+            }
+            let now: Millis = 10_000
+            let orders = try await withThrowingTaskGroup(of: [String].self) { group in
+                for replica in [a, b, a, b] {
+                    group.addTask {
+                        var mine: [String] = []
+                        while true {
+                            let claimed = try await replica.claimDueOrders(now: now, lease: 60_000, limit: 7)
+                            if claimed.isEmpty { return mine }
+                            mine += claimed.map(\.mrn)
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(orders.count == count && Set(orders).count == count, "\(orders.count) claims of \(Set(orders).count) orders")
+            let events = try await withThrowingTaskGroup(of: [String].self) { group in
+                for replica in [a, b, a, b] {
+                    group.addTask {
+                        var mine: [String] = []
+                        while true {
+                            let claimed = try await replica.claimDueEvents(now: now, lease: 60_000, limit: 5, excluding: [])
+                            if claimed.isEmpty { return mine }
+                            mine += claimed.map(\.id)
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(events.count == count && Set(events).count == count, "\(events.count) claims of \(Set(events).count) events")
+        }
+    }
+
+    @Test("a claim whose lease ran out (its replica died) is claimed by another")
+    func expiredClaims() async throws {
+        try await withReplicas { (a: PostgresLedger, b: PostgresLedger) async throws in
+            var order = newOrder("P-lease")
+            order.nextQueryAt = 10
+            #expect(try await a.commit(JournalWrite(order: .insert(order), events: [event("evt_lease", mrn: "P-lease", at: 10)])) == .committed)
+            #expect(try await a.claimDueOrders(now: 20, lease: 100, limit: 10).map(\.mrn) == ["P-lease"])
+            #expect(try await a.claimDueEvents(now: 20, lease: 100, limit: 10, excluding: []).map(\.id) == ["evt_lease"])
+            #expect(try await b.claimDueOrders(now: 119, lease: 100, limit: 10).isEmpty, "held until 120")
+            #expect(try await b.claimDueEvents(now: 119, lease: 100, limit: 10, excluding: []).isEmpty, "held until 120")
+            let orders = try await b.claimDueOrders(now: 120, lease: 100, limit: 10)
+            #expect(orders.map(\.mrn) == ["P-lease"] && orders.first?.version == 3 && orders.first?.nextQueryAt == 220)
+            #expect(try await b.claimDueEvents(now: 120, lease: 100, limit: 10, excluding: []).map(\.id) == ["evt_lease"])
+            #expect(try await b.nextDueTime() == 220, "the next chance to claim it: when b's claim ends")
+        }
+    }
+
+    @Test("replicas opening a new database at the same moment migrate it once")
+    func migrationsOnce() async throws {
+        try await PostgresTestDatabase.withFreshDatabase { (url: String) async throws in
+            let settings = try PostgresSettings(url: url, poolSize: 2, timeout: .seconds(20))
+            let opened = try await withThrowingTaskGroup(of: PostgresLedger.self) { group in
+                for _ in 0..<4 { group.addTask { try await PostgresLedger.open(settings, logger: PostgresTestDatabase.quietLogger) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(opened.flatMap(\.appliedMigrations).sorted() == PostgresLedger.migrations.map(\.version), "each version applied by one of them")
+            let ledger = try #require(opened.first)
+            try await PostgresTestDatabase.running(ledger) {
+                let rows = try await ledger.rows("test", "SELECT version FROM schema_migrations ORDER BY version")
+                #expect(try rows.map { try $0.decode(Int.self) } == PostgresLedger.migrations.map(\.version))
+                #expect(try await ledger.commit(JournalWrite(order: .insert(newOrder("P-m")))) == .committed, "the schema works")
+            }
+            let again = try await PostgresLedger.open(settings, logger: PostgresTestDatabase.quietLogger)
+            #expect(again.appliedMigrations.isEmpty, "nothing left to apply")
+        }
+    }
+
+    @Test("a commit that queues an event wakes a replica following the outbox; one without events does not")
+    func notifications() async throws {
+        try await withReplicas { (a: PostgresLedger, b: PostgresLedger) async throws in
+            let wakes = Counter()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await a.followOutbox { wakes.add() } }
+                defer { group.cancelAll() }
+                // The first call says it listens (and catches up on what came before).
+                #expect(await eventually(.seconds(10)) { wakes.count >= 1 }, "listening")
+                #expect(try await b.commit(JournalWrite(order: .insert(newOrder("P-quiet")))) == .committed)
+                #expect(try await b.commit(JournalWrite(events: [event("evt_notify", mrn: "P-n")])) == .committed)
+                #expect(await eventually(.seconds(10)) { wakes.count >= 2 }, "woken by the other replica's commit")
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(wakes.count == 2, "once: the commit without events sent nothing")
+            }
+        }
+    }
+
+    @Test("an unreachable database: open fails within its timeout, naming the server and not the password; calls and isHealthy fail fast")
+    func unreachable() async throws {
+        let closedPort = try await closedLoopbackPort()
+        let settings = try PostgresSettings(url: "postgres://app:s3cret-pw@127.0.0.1:\(closedPort)/pay", poolSize: 2, timeout: .seconds(1))
+        let clock = ContinuousClock()
+        var started = clock.now
+        do {
+            _ = try await PostgresLedger.open(settings, logger: PostgresTestDatabase.quietLogger)
+            Issue.record("opened a closed port")
+        } catch {
+            #expect(error.message.contains("127.0.0.1:\(closedPort)/pay"), "\(error)")
+            #expect(!error.message.contains("s3cret-pw"))
+        }
+        #expect(clock.now - started < .seconds(5))
+
+        // A ledger whose database went away after it opened.
+        let ledger = PostgresLedger(client: PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: PostgresTestDatabase.quietLogger),
+                                    settings: settings, logger: PostgresTestDatabase.quietLogger, appliedMigrations: [])
+        try await PostgresTestDatabase.running(ledger) {
+            started = clock.now
+            #expect(await ledger.isHealthy() == false)
+            #expect(clock.now - started < .seconds(4), "isHealthy answered after \(clock.now - started)")
+            started = clock.now
+            await #expect(throws: LedgerError.self) { try await ledger.journaled(.payout, "P-x") }
+            await #expect(throws: LedgerError.self) { try await ledger.commit(JournalWrite(order: .insert(newOrder("P-x")))) }
+            #expect(clock.now - started < .seconds(6), "two calls failed after \(clock.now - started)")
+        }
+    }
+}
+
+@Suite("PostgreSQL settings")
+struct PostgresSettingsTests {
+    @Test("URLs as libpq reads them: user, password, host, port, database, sslmode; the password never prints")
+    func urls() throws {
+        let s = try PostgresSettings(url: "postgresql://app:p%40ss%3Aword@db.internal:6432/pay?sslmode=verify-full&sslrootcert=/etc/ca.pem")
+        #expect(s.host == "db.internal" && s.port == 6432 && s.username == "app" && s.database == "pay")
+        #expect(s.sslMode == .verifyFull && s.sslRootCert == "/etc/ca.pem")
+        #expect(s.description == "postgres://db.internal:6432/pay")
+        var dumped = ""
+        dump(s, to: &dumped)
+        #expect(!"\(s)".contains("p@ss") && !String(reflecting: s).contains("p@ss") && !dumped.contains("p@ss"))
+        let defaults = try PostgresSettings(url: "postgres://app@[::1]")
+        #expect(defaults.host == "::1" && defaults.port == 5432 && defaults.database == "app" && defaults.sslMode == .prefer)
+        #expect(try PostgresSettings(url: "postgres://app@db/pay", password: "from-file").description == "postgres://db:5432/pay")
+        for bad in ["postgres://db/pay", "postgres://app:pw@:5432/pay", "postgres://app@db:99999/pay", "postgres://app@db/pay?sslmode=sometimes",
+                    "postgres://app:pw@db/pay?host=/tmp", "mysql://app@db/pay"] {
+            #expect(throws: LedgerError.self, "\(bad)") { try PostgresSettings(url: bad) }
+        }
+        do {
+            _ = try PostgresSettings(url: "postgres://app:hunter2@db/pay", password: "other")
+            Issue.record("two passwords accepted")
+        } catch {
+            #expect(!error.message.contains("hunter2") && !error.message.contains("other"))
+        }
+        do {
+            _ = try PostgresSettings(url: "postgres://app:hunter2@db:x/pay")
+            Issue.record("a malformed port accepted")
+        } catch {
+            #expect(!error.message.contains("hunter2"), "\(error.message)")
+        }
+    }
+}
+
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func add() { value.withLock { $0 += 1 } }
+    var count: Int { value.withLock { $0 } }
+}
+
+/// Polls `condition` every 10 ms for at most `limit`.
+func eventually(_ limit: Duration, _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
+
+/// A loopback port nothing listens on (bound, then closed).
+func closedLoopbackPort() async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+    let port = channel.localAddress?.port ?? 1
+    try await channel.close()
+    return port
+}
