@@ -1,8 +1,8 @@
 import Ledger
 import Synchronization
 
-/// Runs `operation`, but stops waiting for it after `limit`, throwing `LedgerError("... did not answer within
-/// ...")`, and when the calling task is cancelled.
+/// Runs `operation`, but stops waiting for it after `limit`, throwing `LedgerError("no answer within ...")`, and
+/// when the calling task is cancelled.
 ///
 /// A task group would not do: it waits for its children, and a postgres-nio query waits for its answer whatever
 /// the task's cancellation says. While the database is unreachable a pooled call waits about 65 s for the pool's
@@ -10,7 +10,7 @@ import Synchronization
 /// operation is cancelled and finishes in the background (a statement is also bounded by the server's
 /// `statement_timeout`); a transaction abandoned this way may still commit, as one whose answer was lost would:
 /// callers treat the failure as "outcome unknown" and read the journal again.
-func withDeadline<T: Sendable>(_ limit: Duration, _ what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     let answer = FirstAnswer<T>()
     let work = Task {
         let result: Result<T, any Error>
@@ -23,7 +23,7 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ what: String, _ operation: @
     }
     let timer = Task {
         do { try await Task.sleep(for: limit) } catch { return }
-        if answer.settle(.failure(LedgerError("\(what) did not answer within \(limit)"))) { work.cancel() }
+        if answer.settle(.failure(LedgerError("no answer within \(limit)"))) { work.cancel() }
     }
     defer { timer.cancel() }
     return try await withTaskCancellationHandler {

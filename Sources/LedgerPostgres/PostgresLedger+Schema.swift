@@ -1,4 +1,5 @@
 import Logging
+import Orders
 import PostgresNIO
 
 extension PostgresLedger {
@@ -144,6 +145,10 @@ extension PostgresLedger {
     /// PostgreSQL: a migration that fails leaves nothing half made.
     static func migrate(_ connection: PostgresConnection, logger: Logger) async throws -> [Int] {
         try await connection.withTransaction(logger: logger) { connection in
+            // The session's statement_timeout (the per-call deadline) would cut a wait for another replica's
+            // migration, or a long migration; the caller bounds the whole by `migrationTimeout` instead.
+            let limit = "\(milliseconds(migrationTimeout))"
+            _ = try await connection.query("SELECT set_config('statement_timeout', \(limit), true)", logger: logger).collect()
             _ = try await connection.query("SELECT pg_advisory_xact_lock(hashtextextended('pay-sidecar schema migrations', 0))", logger: logger).collect()
             _ = try await connection.query("""
                 CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())

@@ -37,6 +37,9 @@ public final class PostgresLedger: Ledger, Service {
     public static let rejectionRetention = 10_000
     /// `isHealthy` waits at most this long (or the settings' timeout, if shorter).
     static let healthDeadline: Duration = .seconds(2)
+    /// How long opening may wait for the schema: another replica's migration holding the lock, or a long one of
+    /// our own. Reaching the server is bounded by the settings' timeout, as every call.
+    public static let migrationTimeout: Duration = .seconds(120)
 
     init(client: PostgresClient, settings: PostgresSettings, logger: Logger, appliedMigrations: [Int]) {
         self.client = client
@@ -47,29 +50,38 @@ public final class PostgresLedger: Ledger, Service {
 
     /// Connects once (failing within `settings.timeout` when the database is unreachable, with an error that
     /// names the server, never the password), migrates the schema under a transaction-scoped advisory lock (so
-    /// replicas starting together migrate once), and returns the ledger with its pool ready to `run()`.
+    /// replicas starting together migrate once: the others wait, up to `migrationTimeout`), and returns the ledger
+    /// with its pool ready to `run()`.
     public static func open(_ settings: PostgresSettings, logger: Logger) async throws(LedgerError) -> PostgresLedger {
-        let connection = try settings.connectionConfiguration()
+        let configuration = try settings.connectionConfiguration()
         var quiet = logger
         // postgres-nio logs every query at debug and trace; the sidecar's own lines say what matters.
         quiet.logLevel = max(logger.logLevel, .notice)
         let backgroundLogger = quiet
-        let applied: [Int]
+        let connection: PostgresConnection
         do {
-            applied = try await withDeadline(settings.timeout, "PostgreSQL at \(settings)") {
-                let conn = try await PostgresConnection.connect(configuration: connection, id: 0, logger: backgroundLogger)
+            connection = try await withDeadline(settings.timeout) {
+                let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: backgroundLogger)
                 do {
-                    _ = try await conn.query("SELECT 1", logger: backgroundLogger).collect()
-                    let applied = try await Self.migrate(conn, logger: backgroundLogger)
-                    try? await conn.close()
-                    return applied
+                    _ = try await connection.query("SELECT 1", logger: backgroundLogger).collect()
                 } catch {
-                    try? await conn.close()
+                    try? await connection.close()
                     throw error
                 }
+                return connection
             }
         } catch {
-            throw LedgerError("cannot use PostgreSQL at \(settings): \(Self.reason(error))")
+            throw LedgerError("cannot reach PostgreSQL at \(settings): \(Self.reason(error))")
+        }
+        let applied: [Int]
+        do {
+            applied = try await withDeadline(migrationTimeout) {
+                try await Self.migrate(connection, logger: backgroundLogger)
+            }
+            try? await connection.close()
+        } catch {
+            try? await connection.close()
+            throw LedgerError("cannot migrate the schema of PostgreSQL at \(settings): \(Self.reason(error))")
         }
         if !applied.isEmpty {
             logger.notice("database schema migrated", metadata: ["database": "\(settings)", "versions": "\(applied)"])
@@ -85,7 +97,7 @@ public final class PostgresLedger: Ledger, Service {
 
     public func isHealthy() async -> Bool {
         do {
-            let rows = try await withDeadline(min(settings.timeout, Self.healthDeadline), "PostgreSQL at \(settings)") { [client] in
+            let rows = try await withDeadline(min(settings.timeout, Self.healthDeadline)) { [client] in
                 try await client.query("SELECT 1::int8").collect()
             }
             return try rows.first?.decode(Int64.self) == 1
@@ -133,11 +145,11 @@ public final class PostgresLedger: Ledger, Service {
     /// Runs `operation` under the deadline, its failure as a `LedgerError` naming the server and the step.
     private func guarded<T: Sendable>(_ what: String, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         do {
-            return try await withDeadline(settings.timeout, "PostgreSQL at \(settings)", operation)
+            return try await withDeadline(settings.timeout, operation)
         } catch let error as CancellationError {
             throw error
         } catch {
-            throw LedgerError("\(what) failed: \(Self.reason(error))")
+            throw LedgerError("PostgreSQL at \(settings): \(what) failed: \(Self.reason(error))")
         }
     }
 

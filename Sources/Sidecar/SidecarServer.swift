@@ -3,6 +3,7 @@ import CurlHTTP
 import GatewayProtocol
 import Hummingbird
 import Ledger
+import LedgerPostgres
 import Logging
 import NIOCore
 import Orders
@@ -18,6 +19,8 @@ public final class SidecarServer: Sendable {
     public let configuration: SidecarConfiguration
     public let http: CurlClient
     public let ledger: any Ledger
+    /// The PostgreSQL ledger's connection pool, a service of its own; nil with SQLite.
+    let database: PostgresLedger?
     /// The secrets in use; `reloadSecrets` replaces them.
     public let secrets: SecretStore
     /// What `/metrics` shows.
@@ -31,8 +34,10 @@ public final class SidecarServer: Sendable {
     let ports: PortBox
 
     /// Opens the ledger and builds the listeners. Throws `ConfigurationError` naming
-    /// PAYSIDECAR_DATABASE_URL when the database cannot be opened.
-    public init(configuration: SidecarConfiguration, logger: Logger, metrics: SidecarMetrics = SidecarMetrics()) throws {
+    /// PAYSIDECAR_DATABASE_URL when the database cannot be opened: a SQLite file that cannot be opened or is in
+    /// use, a PostgreSQL server that does not answer within PAYSIDECAR_DATABASE_TIMEOUT (one direct connection and
+    /// `SELECT 1`, before any pool exists), refuses the credentials, or whose schema cannot be migrated.
+    public init(configuration: SidecarConfiguration, logger: Logger, metrics: SidecarMetrics = SidecarMetrics()) async throws {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
@@ -45,8 +50,15 @@ public final class SidecarServer: Sendable {
             } catch {
                 throw ConfigurationError(Setting.databaseURL.variable, "\(error)")
             }
-        case .postgres:
-            throw ConfigurationError(Setting.databaseURL.variable, "postgres:// is not supported yet; use sqlite://")
+            self.database = nil
+        case .postgres(let settings):
+            do {
+                let database = try await PostgresLedger.open(settings, logger: logger)
+                self.ledger = database
+                self.database = database
+            } catch {
+                throw ConfigurationError(Setting.databaseURL.variable, error.message)
+            }
         }
         var httpConfiguration = CurlClient.Configuration()
         httpConfiguration.timeout = configuration.gatewayTimeout
@@ -93,11 +105,15 @@ public final class SidecarServer: Sendable {
         )
     }
 
-    /// The services to run, in start order: the HTTP client, the webhook dispatcher, the reconciler, the
-    /// journal checkpointer, the secret file watcher, the callback listener, the internal API. Shutdown runs in reverse: the listeners stop taking requests first, the client last.
+    /// The services to run, in start order: the HTTP client, the PostgreSQL connection pool (if any), the webhook
+    /// dispatcher, the reconciler, the journal checkpointer, the secret file watcher, the callback listener, the
+    /// internal API. Shutdown runs in reverse: the listeners stop taking requests first, then the workers finish what
+    /// they hold, the database pool and the HTTP client last.
     public var services: [any Service] {
-        [http, dispatcher, reconciler, Checkpointer(ledger: ledger, interval: .milliseconds(100), logger: logger), SecretFileWatcher(server: self),
-         ListenerService(app: callbackApp, ports: ports), ListenerService(app: internalApp, ports: ports)]
+        [http] + (database.map { [$0] } ?? []) + [
+            dispatcher, reconciler, Checkpointer(ledger: ledger, interval: .milliseconds(100), logger: logger), SecretFileWatcher(server: self),
+            ListenerService(app: callbackApp, ports: ports), ListenerService(app: internalApp, ports: ports),
+        ]
     }
 
     /// How often the `*_FILE` secrets are checked for a change.

@@ -65,7 +65,7 @@ struct Demo: AsyncParsableCommand {
         let simulator = try GatewaySimulator(configuration: simulatorConfiguration, logger: Logger(label: "gateway-sim"))
         let server: SidecarServer
         do {
-            server = try SidecarServer(configuration: configuration, logger: logger)
+            server = try await SidecarServer(configuration: configuration, logger: logger)
         } catch let error as ConfigurationError {
             throw failStartup(error.description)
         }

@@ -56,7 +56,7 @@ struct Serve: AsyncParsableCommand {
         }
         let server: SidecarServer
         do {
-            server = try SidecarServer(configuration: configuration, logger: logger)
+            server = try await SidecarServer(configuration: configuration, logger: logger)
         } catch let error as ConfigurationError {
             throw failStartup(error.description)
         }
@@ -106,6 +106,10 @@ struct SettingOptions: ParsableArguments {
     @Option(name: .customLong("webhook-retry-schedule"), help: help(.webhookRetrySchedule)) var webhookRetrySchedule: String?
     @Option(name: .customLong("webhook-timeout"), help: help(.webhookTimeout)) var webhookTimeout: String?
     @Option(name: .customLong("database-url"), help: help(.databaseURL)) var databaseURL: String?
+    @Option(name: .customLong("database-password"), help: help(.databasePassword)) var databasePassword: String?
+    @Option(name: .customLong("database-password-file"), help: fileHelp(.databasePassword)) var databasePasswordFile: String?
+    @Option(name: .customLong("database-pool-size"), help: help(.databasePoolSize)) var databasePoolSize: String?
+    @Option(name: .customLong("database-timeout"), help: help(.databaseTimeout)) var databaseTimeout: String?
     @Option(name: .customLong("callback-allowed-ips"), help: help(.callbackAllowedIPs)) var callbackAllowedIPs: String?
     @Option(name: .customLong("trusted-proxies"), help: help(.trustedProxies)) var trustedProxies: String?
     @Option(name: .customLong("gateway-timeout"), help: help(.gatewayTimeout)) var gatewayTimeout: String?
@@ -136,7 +140,8 @@ struct SettingOptions: ParsableArguments {
     /// The secret flags given with their value on the command line (`--secret-key`, ...), which `ps` shows to
     /// every user of the machine.
     var secretFlagsGiven: [String] {
-        [(Setting.secretKey, secretKey), (Setting.apiToken, apiToken), (Setting.webhookSecret, webhookSecret)].compactMap { $0.1 == nil ? nil : $0.0.flag }
+        [(Setting.secretKey, secretKey), (Setting.apiToken, apiToken), (Setting.webhookSecret, webhookSecret), (Setting.databasePassword, databasePassword)]
+            .compactMap { $0.1 == nil ? nil : $0.0.flag }
     }
 
     /// The given flags keyed by variable name.
@@ -149,7 +154,9 @@ struct SettingOptions: ParsableArguments {
             (Setting.apiToken.fileVariable!, apiTokenFile), (Setting.webhookURL.variable, webhookURL),
             (Setting.webhookSecret.variable, webhookSecret), (Setting.webhookSecret.fileVariable!, webhookSecretFile),
             (Setting.webhookRetrySchedule.variable, webhookRetrySchedule), (Setting.webhookTimeout.variable, webhookTimeout),
-            (Setting.databaseURL.variable, databaseURL), (Setting.callbackAllowedIPs.variable, callbackAllowedIPs),
+            (Setting.databaseURL.variable, databaseURL), (Setting.databasePassword.variable, databasePassword),
+            (Setting.databasePassword.fileVariable!, databasePasswordFile), (Setting.databasePoolSize.variable, databasePoolSize),
+            (Setting.databaseTimeout.variable, databaseTimeout), (Setting.callbackAllowedIPs.variable, callbackAllowedIPs),
             (Setting.trustedProxies.variable, trustedProxies),
             (Setting.gatewayTimeout.variable, gatewayTimeout), (Setting.reconcileAfter.variable, reconcileAfter),
             (Setting.reconcileHorizon.variable, reconcileHorizon), (Setting.resendAfter.variable, resendAfter),

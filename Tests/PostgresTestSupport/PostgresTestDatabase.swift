@@ -48,14 +48,17 @@ public enum PostgresTestDatabase {
 
     /// Runs one statement (no binds: CREATE and DROP DATABASE take none) on a connection of its own.
     static func administer(_ url: String, _ sql: String) async throws {
-        let configuration = try PostgresSettings(url: url).connectionConfiguration()
+        // No 5 s statement_timeout here: with every test of a run creating its database at once, a CREATE DATABASE
+        // may wait its turn for a while.
+        let configuration = try PostgresSettings(url: url, timeout: .seconds(300)).connectionConfiguration()
         let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: quietLogger)
         do {
             _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: quietLogger).collect()
             try await connection.close()
         } catch {
             try? await connection.close()
-            throw error
+            // postgres-nio's own description hides the server's message; a test's reader wants it.
+            throw LedgerError("\(sql): \(String(reflecting: error))")
         }
     }
 

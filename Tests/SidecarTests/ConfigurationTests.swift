@@ -1,5 +1,6 @@
 import ConfigurationValues
 import GatewayProtocol
+import LedgerPostgres
 import Logging
 import Foundation
 import Testing
@@ -70,7 +71,18 @@ struct ConfigurationTests {
         #expect(c.callbackAllowedIPs?[2].contains("2001:db8::1") == true)
         #expect(c.callbackAllowedIPs?[0].contains("203.0.113.8") == false)
         #expect(c.webhookRetrySchedule == [.seconds(1), .milliseconds(500)])
-        #expect(try load(env: required.merging(["PAYSIDECAR_DATABASE_URL": "postgres://u:p@db/pay"]) { $1 }).database.description == "postgres://<redacted>")
+        let postgres = try load(env: required.merging(["PAYSIDECAR_DATABASE_URL": "postgres://u:p4ss@db/pay?sslmode=require"]) { $1 }).database
+        #expect(postgres.description == "postgres://db:5432/pay", "no user, password or options")
+        guard case .postgres(let settings) = postgres else { Issue.record("not PostgreSQL: \(postgres)"); return }
+        #expect(settings.sslMode == .require && settings.poolSize == 10 && settings.timeout == .seconds(5))
+        let fromFile = try load(env: required.merging(["PAYSIDECAR_DATABASE_URL": "postgresql://u@db/pay", "PAYSIDECAR_DATABASE_PASSWORD_FILE": "/run/secrets/db",
+                                                       "PAYSIDECAR_DATABASE_POOL_SIZE": "3", "PAYSIDECAR_DATABASE_TIMEOUT": "2s"]) { $1 },
+                                files: ["/run/secrets/db": "db-pw"])
+        guard case .postgres(let filed) = fromFile.database else { Issue.record("not PostgreSQL"); return }
+        #expect(filed.poolSize == 3 && filed.timeout == .seconds(2) && fromFile.secretFiles == ["/run/secrets/db"])
+        var dumped = ""
+        dump(fromFile, to: &dumped)
+        #expect(!dumped.contains("db-pw") && !dumped.contains("p4ss"))
     }
 
     @Test("missing or malformed settings name the setting", arguments: [
@@ -91,6 +103,10 @@ struct ConfigurationTests {
         ("PAYSIDECAR_DATABASE_URL", "mysql://x", "PAYSIDECAR_DATABASE_URL"),
         ("PAYSIDECAR_DATABASE_URL", "sqlite://", "PAYSIDECAR_DATABASE_URL"),
         ("PAYSIDECAR_DATABASE_URL", "sqlite://x.db?synchronous=off", "PAYSIDECAR_DATABASE_URL"),
+        ("PAYSIDECAR_DATABASE_URL", "postgres://db/pay", "PAYSIDECAR_DATABASE_URL"),
+        ("PAYSIDECAR_DATABASE_URL", "postgres://u@db/pay?sslmode=maybe", "PAYSIDECAR_DATABASE_URL"),
+        ("PAYSIDECAR_DATABASE_POOL_SIZE", "0", "PAYSIDECAR_DATABASE_POOL_SIZE"),
+        ("PAYSIDECAR_DATABASE_TIMEOUT", "soon", "PAYSIDECAR_DATABASE_TIMEOUT"),
         ("PAYSIDECAR_CALLBACK_ALLOWED_IPS", "10.0.0.0/33", "PAYSIDECAR_CALLBACK_ALLOWED_IPS"),
         ("PAYSIDECAR_CALLBACK_ALLOWED_IPS", "gateway.example", "PAYSIDECAR_CALLBACK_ALLOWED_IPS"),
         ("PAYSIDECAR_GATEWAY_TIMEOUT", "10 seconds", "PAYSIDECAR_GATEWAY_TIMEOUT"),
@@ -124,12 +140,13 @@ struct ConfigurationTests {
 
     @Test("every setting has a flag named after its variable")
     func flags() {
-        #expect(Setting.all.count == 29)
+        #expect(Setting.all.count == 32)
         #expect(Set(Setting.all.map(\.flag)).count == Setting.all.count)
         #expect(Setting.gatewayURL.flag == "--gateway-url")
         #expect(Setting.callbackAllowedIPs.flag == "--callback-allowed-ips")
         #expect(Setting.secretKey.fileFlag == "--secret-key-file")
-        #expect(Setting.all.filter(\.isSecret).map(\.variable) == ["PAYSIDECAR_SECRET_KEY", "PAYSIDECAR_API_TOKEN", "PAYSIDECAR_WEBHOOK_SECRET"])
+        #expect(Setting.all.filter(\.isSecret).map(\.variable) == ["PAYSIDECAR_SECRET_KEY", "PAYSIDECAR_API_TOKEN", "PAYSIDECAR_WEBHOOK_SECRET",
+                                                                 "PAYSIDECAR_DATABASE_PASSWORD"])
     }
 
     @Test("money safety settings (contract section 9): defaults, validation, and no unauthenticated internal API beyond loopback")

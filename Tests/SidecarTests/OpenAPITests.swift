@@ -11,11 +11,11 @@ import Testing
 @Suite("OpenAPI document")
 struct OpenAPITests {
     @Test("the served routes and the document list the same operations")
-    func parity() throws {
+    func parity() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("openapi-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let configuration = try load(env: required.merging(["PAYSIDECAR_DATABASE_URL": "sqlite://\(folder.path)/l.db"]) { $1 })
-        let server = try SidecarServer(configuration: configuration, logger: Logger(label: "test"))
+        let server = try await SidecarServer(configuration: configuration, logger: Logger(label: "test"))
         let gateway = GatewayClient(http: server.http, baseURL: configuration.gatewayURL, secrets: server.secrets, timeout: .seconds(1))
         let router = SidecarServer.internalRouter(configuration: configuration, secrets: server.secrets, gateway: gateway, ledger: server.ledger,
                                                   desk: server.desk, dispatcher: server.dispatcher, metrics: server.metrics, logger: Logger(label: "test"))

@@ -4,6 +4,7 @@ import Foundation
 import GatewayProtocol
 import GatewaySimulator
 import Logging
+import PostgresTestSupport
 import ServiceLifecycle
 import Sidecar
 import Synchronization
@@ -167,10 +168,47 @@ func object(_ response: CurlResponse) throws -> [String: Any] {
     try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
 }
 
+/// Which database the end-to-end tests give the sidecar: SQLite (a file per test) unless
+/// `PAYSIDECAR_TEST_BACKEND=postgres`, which gives each test a fresh PostgreSQL database on the server
+/// `PAYSIDECAR_TEST_POSTGRES_URL` names (CI runs the whole suite both ways).
+enum TestBackend {
+    static let variable = "PAYSIDECAR_TEST_BACKEND"
+
+    static var isPostgres: Bool { ProcessInfo.processInfo.environment[variable] == "postgres" }
+
+    /// A database URL for one test, made for `body` and removed after.
+    static func withDatabaseURL<R>(_ body: (String) async throws -> R) async throws -> R {
+        if isPostgres {
+            guard PostgresTestDatabase.isConfigured else {
+                throw TestBackendError(message: "\(variable)=postgres needs \(PostgresTestDatabase.variable) (eval \"$(scripts/pg-test-cluster.sh start)\")")
+            }
+            return try await PostgresTestDatabase.withFreshDatabase(body)
+        }
+        let folder = try temporaryFolder("sidecar-test")
+        return try await body("sqlite://\(folder.path)/ledger.db")
+    }
+}
+
+struct TestBackendError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
 /// Runs a simulator and a sidecar configured against it (listeners on free ports), then stops both.
 func withSidecar<R: Sendable>(
     settings: [String: String] = [:],
     simulator configureSimulator: (inout SimulatorConfiguration) -> Void = { _ in },
+    _ body: (E2E) async throws -> R
+) async throws -> R {
+    try await TestBackend.withDatabaseURL { databaseURL in
+        try await withSidecar(databaseURL: databaseURL, settings: settings, simulator: configureSimulator, body)
+    }
+}
+
+private func withSidecar<R: Sendable>(
+    databaseURL: String,
+    settings: [String: String],
+    simulator configureSimulator: (inout SimulatorConfiguration) -> Void,
     _ body: (E2E) async throws -> R
 ) async throws -> R {
     let logs = LogCapture()
@@ -202,13 +240,17 @@ func withSidecar<R: Sendable>(
             "PAYSIDECAR_GATEWAY_TIMEOUT": "5s",  // generous: a loaded CI machine must not turn a slow answer into a 504
             "PAYSIDECAR_LOG_LEVEL": "trace",
         ]
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sidecar-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        flags["PAYSIDECAR_DATABASE_URL"] = "sqlite://\(folder.path)/ledger.db"
+        flags["PAYSIDECAR_DATABASE_URL"] = databaseURL
+        if TestBackend.isPostgres {
+            // Every test of the suite runs at once on two cores: a generous deadline, and few connections each so
+            // that all the tests' pools fit in the test server's max_connections.
+            flags["PAYSIDECAR_DATABASE_TIMEOUT"] = "30s"
+            flags["PAYSIDECAR_DATABASE_POOL_SIZE"] = "3"
+        }
         flags.merge(settings) { _, new in new }
         for (key, value) in settings where value.isEmpty { flags[key] = nil }
         let configuration = try SidecarConfiguration.load(flags: flags, environment: [:])
-        let server = try SidecarServer(configuration: configuration, logger: logs.logger("pay-sidecar"))
+        let server = try await SidecarServer(configuration: configuration, logger: logs.logger("pay-sidecar"))
         let sidecarGroup = ServiceGroup(configuration: .init(services: server.services, gracefulShutdownSignals: [], logger: logs.logger("test")))
         group.addTask { try await sidecarGroup.run() }
         let ports = try await server.boundPorts()

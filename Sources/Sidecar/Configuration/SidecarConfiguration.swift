@@ -1,5 +1,7 @@
 import ConfigurationValues
 import GatewayProtocol
+import Ledger
+import LedgerPostgres
 import Logging
 import Webhooks
 
@@ -8,13 +10,13 @@ public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
     /// A SQLite file (created if missing). `durable` (the default): a callback's commit reaches the disk
     /// before it is acknowledged (`synchronous=FULL`); `?synchronous=normal` in the URL trades that for speed.
     case sqlite(path: String, durable: Bool)
-    /// A PostgreSQL URL; it may hold a password, so it never prints.
-    case postgres(Secret)
+    /// A PostgreSQL database shared by any number of replicas; its password never prints.
+    case postgres(PostgresSettings)
 
     public var description: String {
         switch self {
         case .sqlite(let path, let durable): return "sqlite://\(path)\(durable ? "" : "?synchronous=normal")"
-        case .postgres: return "postgres://<redacted>"
+        case .postgres(let settings): return settings.description
         }
     }
 }
@@ -260,6 +262,9 @@ struct SettingReader {
 
     mutating func database(_ setting: Setting) throws(ConfigurationError) -> DatabaseLocation {
         let text = try required(setting)
+        // PostgreSQL's own settings, checked whichever database is named so that a typo never waits for a move.
+        let poolSize = try integer(.databasePoolSize, in: 1...1000)
+        let timeout = try duration(.databaseTimeout)
         if text.hasPrefix("sqlite://") {
             var path = String(text.dropFirst("sqlite://".count))
             var durable = true
@@ -278,7 +283,13 @@ struct SettingReader {
             return .sqlite(path: path, durable: durable)
         }
         if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
-            return .postgres(Secret(text))
+            // Read only for PostgreSQL, so that a password file is neither read nor watched with SQLite.
+            let password = try optional(.databasePassword)
+            do {
+                return .postgres(try PostgresSettings(url: text, password: password, poolSize: poolSize, timeout: timeout))
+            } catch {
+                throw ConfigurationError(setting.variable, error.message)
+            }
         }
         throw ConfigurationError(setting.variable, "must start with sqlite:// or postgres://")
     }

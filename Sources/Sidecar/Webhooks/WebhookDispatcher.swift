@@ -52,6 +52,16 @@ final class WebhookDispatcher: Service, Sendable {
     var lease: Millis { milliseconds(timeout) + 30_000 }
 
     func run() async throws {
+        // News from other replicas sharing the database (PostgreSQL's NOTIFY): a hint that rings the doorbell;
+        // the loop below still polls, so a lost hint only costs a poll interval.
+        await withTaskGroup(of: Void.self) { watcher in
+            watcher.addTask { await self.ledger.followOutbox { self.doorbell.ring() } }
+            await deliverUntilShutdown()
+            watcher.cancelAll()
+        }
+    }
+
+    private func deliverUntilShutdown() async {
         let stopping = Atomic<Bool>(false)
         await withDiscardingTaskGroup { group in
             await withGracefulShutdownHandler {
