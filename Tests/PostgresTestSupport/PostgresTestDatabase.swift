@@ -32,7 +32,7 @@ public enum PostgresTestDatabase {
             try await administer(adminURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
             return result
         } catch {
-            try? await administer(adminURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            _ = try? await administer(adminURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
             throw error
         }
     }
@@ -46,15 +46,29 @@ public enum PostgresTestDatabase {
         return String(url[..<authorityEnd]) + "/" + database + query
     }
 
+    /// The first column of the first row of `sql` as a number (e.g. a `COUNT(*)`), on a connection of its own.
+    public static func integer(_ url: String, _ sql: String) async throws -> Int {
+        let rows = try await administer(url, sql)
+        guard let row = rows.first else { throw LedgerError("\(sql): no row") }
+        return try row.decode(Int.self)
+    }
+
     /// Runs one statement (no binds: CREATE and DROP DATABASE take none) on a connection of its own.
-    static func administer(_ url: String, _ sql: String) async throws {
+    @discardableResult
+    static func administer(_ url: String, _ sql: String) async throws -> [PostgresRow] {
         // No 5 s statement_timeout here: with every test of a run creating its database at once, a CREATE DATABASE
         // may wait its turn for a while.
         let configuration = try PostgresSettings(url: url, timeout: .seconds(300)).connectionConfiguration()
-        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: quietLogger)
+        let connection: PostgresConnection
         do {
-            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: quietLogger).collect()
+            connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: quietLogger)
+        } catch {
+            throw LedgerError("connecting to run \(sql): \(String(reflecting: error))")
+        }
+        do {
+            let rows = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: quietLogger).collect()
             try await connection.close()
+            return rows
         } catch {
             try? await connection.close()
             // postgres-nio's own description hides the server's message; a test's reader wants it.
@@ -64,7 +78,7 @@ public enum PostgresTestDatabase {
 
     /// Opens a `PostgresLedger` on a fresh database, runs its pool while `body` runs, then stops it and drops the
     /// database.
-    public static func withLedger<R>(poolSize: Int = 4, timeout: Duration = .seconds(10), _ body: (PostgresLedger) async throws -> R) async throws -> R {
+    public static func withLedger<R>(poolSize: Int = 4, timeout: Duration = .seconds(30), _ body: (PostgresLedger) async throws -> R) async throws -> R {
         try await withFreshDatabase { url in
             let ledger = try await PostgresLedger.open(try PostgresSettings(url: url, poolSize: poolSize, timeout: timeout), logger: quietLogger)
             return try await running(ledger) { try await body(ledger) }

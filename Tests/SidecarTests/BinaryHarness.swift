@@ -23,7 +23,8 @@ struct BinaryE2E: SidecarEndpoints {
     let receiver: TestHTTPServer
     let receiverAnswers: AnswerScript
     let sidecar: SidecarProcess
-    /// The SQLite file the binary journals to.
+    /// The database the binary journals to: a SQLite file's path, or a PostgreSQL URL
+    /// (`PAYSIDECAR_TEST_BACKEND=postgres`).
     let database: String
 
     /// Everything the binary logged so far.
@@ -36,6 +37,22 @@ func withBinarySidecar<R: Sendable>(
     settings: [String: String] = [:],
     arguments: [String] = [],
     simulator configureSimulator: (inout SimulatorConfiguration) -> Void = { _ in },
+    _ body: (BinaryE2E) async throws -> R
+) async throws -> R {
+    guard TestBackend.isPostgres else {
+        return try await withBinarySidecar(database: nil, settings: settings, arguments: arguments, simulator: configureSimulator, body)
+    }
+    return try await TestBackend.withDatabaseURL { (url: String) async throws -> R in
+        try await withBinarySidecar(database: url, settings: settings, arguments: arguments, simulator: configureSimulator, body)
+    }
+}
+
+/// `database`: a PostgreSQL URL, or nil for the SQLite file `SidecarProcess` makes.
+private func withBinarySidecar<R: Sendable>(
+    database: String?,
+    settings: [String: String],
+    arguments: [String],
+    simulator configureSimulator: (inout SimulatorConfiguration) -> Void,
     _ body: (BinaryE2E) async throws -> R
 ) async throws -> R {
     var simConfiguration = SimulatorConfiguration(appKey: TestMerchant.appKey, secretKey: MerchantSecret(TestMerchant.secret))
@@ -58,13 +75,18 @@ func withBinarySidecar<R: Sendable>(
             "PAYSIDECAR_GATEWAY_TIMEOUT": "5s",
             "PAYSIDECAR_LOG_LEVEL": "trace",
         ]
+        if let database {
+            environment["PAYSIDECAR_DATABASE_URL"] = database
+            environment["PAYSIDECAR_DATABASE_TIMEOUT"] = "30s"
+            environment["PAYSIDECAR_DATABASE_POOL_SIZE"] = "3"
+        }
         environment.merge(settings) { $1 }
         let sidecar = try await SidecarProcess(webhookURL: "\(receiver.baseURL)/hooks", settings: environment, arguments: arguments)
         do {
             let result = try await CurlClient.withClient(configuration: clientConfiguration) { client in
                 try await sidecar.start(client)
                 let e2e = BinaryE2E(client: client, simulator: simulator, gateway: gateway, api: sidecar.api, callbackListener: sidecar.callbacks,
-                                    receiver: receiver, receiverAnswers: answers, sidecar: sidecar, database: sidecar.databasePath)
+                                    receiver: receiver, receiverAnswers: answers, sidecar: sidecar, database: database ?? sidecar.databasePath)
                 let result = try await body(e2e)
                 #expect(await sidecar.signal(SIGTERM) == .exited(0), "SIGTERM drains and exits 0")
                 return result

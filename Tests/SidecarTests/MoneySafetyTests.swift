@@ -1,6 +1,7 @@
 import CurlHTTP
 import Foundation
 import GRDB
+import PostgresTestSupport
 import TestSupport
 import Testing
 
@@ -22,12 +23,13 @@ extension BinaryE2E {
         webhooks(type, mrn: mrn).first?["data"] as? [String: Any]
     }
 
-    /// Rows of the binary's SQLite journal (read-only, beside the running process).
-    func rowCount(_ table: String) throws -> Int {
+    /// Rows of a table of the binary's journal (SQLite read-only beside the running process, or PostgreSQL).
+    func rowCount(_ table: String) async throws -> Int {
+        if database.hasPrefix("postgres") { return try await PostgresTestDatabase.integer(database, "SELECT COUNT(*) FROM \(table)") }
         var configuration = Configuration()
         configuration.readonly = true
         let queue = try DatabaseQueue(path: database, configuration: configuration)
-        return try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? -1 }
+        return try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? -1 }
     }
 }
 
@@ -211,7 +213,7 @@ struct MoneySafetyTests {
             try await Task.sleep(for: .seconds(2))
             #expect(!kept.isClosedByPeer, "idle for 2 s: still open (header timeout 1 s does not apply)")
             #expect(await eventually(timeout: .seconds(8)) { kept.isClosedByPeer }, "closed after the idle timeout")
-            #expect(try e2e.rowCount("rejected_callbacks") == 0, "closing slow connections writes nothing")
+            #expect(try await e2e.rowCount("rejected_callbacks") == 0, "closing slow connections writes nothing")
         }
     }
 
@@ -243,7 +245,7 @@ struct MoneySafetyTests {
                 _ = try await e2e.callback("deposit", depositCallbackForm(mrn: "D-far"))
                 Issue.record("a disallowed source got an answer")
             } catch {}
-            #expect(try e2e.rowCount("rejected_callbacks") == 0)
+            #expect(try await e2e.rowCount("rejected_callbacks") == 0)
             #expect((metric(try await e2e.get("/metrics").bodyText, "paysidecar_connections_refused_total", ["listener": "callback", "reason": "address_not_allowed"]) ?? 0) >= 2)
             #expect(try await e2e.get("/healthz").status == 200, "the internal listener is not behind the callback allowlist")
         }
@@ -256,7 +258,7 @@ struct MoneySafetyTests {
             let started = ContinuousClock.now
             for _ in 0..<200 { #expect(try await e2e.callback("deposit", forged).status == 401) }
             let seconds = Int((ContinuousClock.now - started).components.seconds) + 1
-            let stored = try e2e.rowCount("rejected_callbacks")
+            let stored = try await e2e.rowCount("rejected_callbacks")
             #expect(stored >= 1 && stored <= 10 * (seconds + 1), "\(stored) rows for 200 refusals in \(seconds) s")
             #expect(metric(try await e2e.get("/metrics").bodyText, "paysidecar_callbacks_total", ["kind": "deposit", "result": "rejected", "reason": "bad_signature"]) == 200)
         }
@@ -345,7 +347,7 @@ struct MoneySafetyTests {
             #expect(await eventually { (try? await e2e.allEvents("&status=failed"))?.count == 1 })
             #expect(await eventually(timeout: .seconds(20)) { (try? await e2e.allEvents("&status=delivered"))?.isEmpty == true })
             #expect(try await e2e.allEvents().map { $0["mrn"] as? String } == ["D-gone"], "the failed event stays for redelivery")
-            #expect(try e2e.rowCount("delivery_attempts") == 1)
+            #expect(try await e2e.rowCount("delivery_attempts") == 1)
         }
     }
 

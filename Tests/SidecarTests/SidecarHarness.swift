@@ -195,6 +195,7 @@ struct TestBackendError: Error, CustomStringConvertible {
 }
 
 /// Runs a simulator and a sidecar configured against it (listeners on free ports), then stops both.
+@discardableResult
 func withSidecar<R: Sendable>(
     settings: [String: String] = [:],
     simulator configureSimulator: (inout SimulatorConfiguration) -> Void = { _ in },
