@@ -37,6 +37,14 @@ public enum PostgresTestDatabase {
         }
     }
 
+    /// Drops the database `url` names (closing its connections): an outage, as the sidecar sees it.
+    public static func drop(_ url: String) async throws {
+        guard let adminURL else { throw LedgerError("\(variable) is not set") }
+        let name = try PostgresSettings(url: url).database
+        guard name.hasPrefix("paysidecar_test_") else { throw LedgerError("\(name) is not a test database") }
+        try await administer(adminURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    }
+
     /// `url` naming another database (its path replaced, its options kept).
     public static func url(_ url: String, database: String) -> String {
         guard let scheme = url.range(of: "://") else { return url }

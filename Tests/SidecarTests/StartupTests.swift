@@ -88,4 +88,22 @@ struct StartupTests {
         #expect(lines.contains { $0.contains(#""route":"/v1/payouts""#) && $0.contains(#""status":"502""#) })
         #expect(!output.contains("the-secret-value"))
     }
+
+    @Test("an unreachable PostgreSQL at start-up: one line naming PAYSIDECAR_DATABASE_URL and the server (never the password), exit 2, within the timeout")
+    func unreachableDatabase() async throws {
+        let closed = try await uniqueTestPort()  // nothing listens there
+        var environment = goodEnvironment
+        environment["PAYSIDECAR_LISTEN"] = "127.0.0.1:\(try await uniqueTestPort())"
+        environment["PAYSIDECAR_CALLBACK_LISTEN"] = "127.0.0.1:\(try await uniqueTestPort())"
+        environment["PAYSIDECAR_DATABASE_URL"] = "postgres://app:db-pass-123@127.0.0.1:\(closed)/pay?sslmode=disable"
+        environment["PAYSIDECAR_DATABASE_TIMEOUT"] = "2s"
+        let started = ContinuousClock.now
+        let result = try await runTool([], environment: environment)
+        #expect(ContinuousClock.now - started < .seconds(15), "failed fast: \(ContinuousClock.now - started)")
+        #expect(result.status == 2)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(result.stderr)")
+        #expect(lines.first?.hasPrefix("pay-sidecar: PAYSIDECAR_DATABASE_URL: cannot reach PostgreSQL at postgres://127.0.0.1:\(closed)/pay") == true, "\(result.stderr)")
+        #expect(!result.stderr.contains("db-pass-123") && !result.stdout.contains("db-pass-123"))
+    }
 }
