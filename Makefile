@@ -1,6 +1,6 @@
 # The two commands: `make demo` runs the main job, `make test` runs the tests.
 # Each first installs what a fresh Debian/Ubuntu machine with Swift lacks.
-.PHONY: demo test deps build sim tsan clean
+.PHONY: demo test test-postgres deps build sim tsan clean
 
 SWIFT ?= swift
 
@@ -22,6 +22,13 @@ sim: deps
 test:
 	@scripts/install-deps.sh --test
 	$(SWIFT) test
+
+# The tests with PostgreSQL too: a throwaway cluster on loopback, every test (the ledger's on both backends),
+# then the end-to-end suite again with the sidecar on PostgreSQL. The cluster is stopped after, failure or not.
+test-postgres:
+	@scripts/install-deps.sh --test
+	@pg=$$(scripts/pg-test-cluster.sh start) && eval "$$pg" && trap 'scripts/pg-test-cluster.sh stop' EXIT && \
+	  $(SWIFT) test && PAYSIDECAR_TEST_BACKEND=postgres $(SWIFT) test --skip-build --filter SidecarTests
 
 # CurlHTTP's tests under ThreadSanitizer, through a package of their own (Tests/TSan) that links nothing else.
 tsan: deps
