@@ -133,25 +133,25 @@ extension PostgresLedger {
     }
 
     public func commit(_ write: JournalWrite) async throws -> CommitResult {
-        try await transaction("a journal write") { [logger] connection in
+        try await transaction("a journal write") { [queryLogger] connection in
             switch write.order {
             case .insert(let order)?:
-                try await Self.lockOrder(connection, order.kind, order.mrn, logger: logger)
-                let inserted = try await connection.query(PostgresQuery(unsafeSQL: OrderColumns.insertSQL, binds: OrderColumns.bindings(order)), logger: logger).collect()
+                try await Self.lockOrder(connection, order.kind, order.mrn, logger: queryLogger)
+                let inserted = try await connection.query(PostgresQuery(unsafeSQL: OrderColumns.insertSQL, binds: OrderColumns.bindings(order)), logger: queryLogger).collect()
                 // Refused (journaled or tombstoned): nothing was written; what is there decides again.
-                if inserted.isEmpty { return .conflict(try await Self.journaled(connection, order.kind, order.mrn, logger: logger)) }
+                if inserted.isEmpty { return .conflict(try await Self.journaled(connection, order.kind, order.mrn, logger: queryLogger)) }
             case .update(let order, let expected)?:
                 var bindings = OrderColumns.bindings(order)
                 bindings.append(expected)
-                let updated = try await connection.query(PostgresQuery(unsafeSQL: OrderColumns.updateSQL, binds: bindings), logger: logger).collect()
-                if updated.isEmpty { return .conflict(try await Self.journaled(connection, order.kind, order.mrn, logger: logger)) }
+                let updated = try await connection.query(PostgresQuery(unsafeSQL: OrderColumns.updateSQL, binds: bindings), logger: queryLogger).collect()
+                if updated.isEmpty { return .conflict(try await Self.journaled(connection, order.kind, order.mrn, logger: queryLogger)) }
             case .delete(let kind, let mrn, let expected)?:
-                try await Self.lockOrder(connection, kind, mrn, logger: logger)
+                try await Self.lockOrder(connection, kind, mrn, logger: queryLogger)
                 let deleted = try await connection.query("""
                     DELETE FROM orders WHERE kind = \(kind.rawValue) AND mrn = \(mrn) AND version = \(expected) RETURNING version
-                    """, logger: logger).collect()
-                if deleted.isEmpty { return .conflict(try await Self.journaled(connection, kind, mrn, logger: logger)) }
-                _ = try await connection.query("DELETE FROM callback_receipts WHERE kind = \(kind.rawValue) AND mrn = \(mrn)", logger: logger).collect()
+                    """, logger: queryLogger).collect()
+                if deleted.isEmpty { return .conflict(try await Self.journaled(connection, kind, mrn, logger: queryLogger)) }
+                _ = try await connection.query("DELETE FROM callback_receipts WHERE kind = \(kind.rawValue) AND mrn = \(mrn)", logger: queryLogger).collect()
             case nil:
                 break
             }
@@ -161,7 +161,7 @@ extension PostgresLedger {
                     VALUES (\(t.kind.rawValue), \(t.mrn), \(t.outcome.rawValue), \(t.settlementEventID), \(t.fingerprint), \(t.flag?.rawValue), \(t.prunedAt))
                     ON CONFLICT (kind, mrn) DO UPDATE SET outcome = EXCLUDED.outcome, settlement_event_id = EXCLUDED.settlement_event_id,
                         fingerprint = EXCLUDED.fingerprint, flag = EXCLUDED.flag, pruned_at = EXCLUDED.pruned_at
-                    """, logger: logger).collect()
+                    """, logger: queryLogger).collect()
             }
             var queued = false
             for event in write.events {
@@ -171,18 +171,18 @@ extension PostgresLedger {
                     VALUES (\(event.id), \(event.type.rawValue), \(event.kind.rawValue), \(event.mrn), \(event.body), \(event.notifyUrl), 'pending',
                             \(event.createdAt), \(event.createdAt))
                     ON CONFLICT (id) DO NOTHING RETURNING seq
-                    """, logger: logger).collect()
+                    """, logger: queryLogger).collect()
                 queued = queued || !rows.isEmpty
             }
             if let r = write.receipt {
                 _ = try await connection.query("""
                     INSERT INTO callback_receipts (kind, mrn, outcome, source, duplicate, body, source_address, received_at)
                     VALUES (\(r.kind.rawValue), \(r.mrn), \(r.outcome.rawValue), 'callback', \(r.duplicate), \(r.body), \(r.sourceAddress), \(r.at))
-                    """, logger: logger).collect()
+                    """, logger: queryLogger).collect()
             }
             if queued {
                 // Delivered to the listeners (every replica's dispatcher) when this transaction commits, not before.
-                _ = try await connection.query("SELECT pg_notify(\(Self.outboxChannel), '')", logger: logger).collect()
+                _ = try await connection.query("SELECT pg_notify(\(Self.outboxChannel), '')", logger: queryLogger).collect()
             }
             return .committed
         }

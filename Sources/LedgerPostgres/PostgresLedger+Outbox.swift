@@ -83,9 +83,9 @@ extension PostgresLedger {
                 last_error = \(reason) WHERE id = \(attempt.eventID)
                 """
         }
-        _ = try await transaction("recording a delivery attempt") { [logger] connection in
-            _ = try await connection.query(record, logger: logger).collect()
-            _ = try await connection.query(update, logger: logger).collect()
+        _ = try await transaction("recording a delivery attempt") { [queryLogger] connection in
+            _ = try await connection.query(record, logger: queryLogger).collect()
+            _ = try await connection.query(update, logger: queryLogger).collect()
         }
     }
 
@@ -149,14 +149,14 @@ extension PostgresLedger {
     }
 
     public func pruneDeliveredEvents(before: Millis) async throws -> Int {
-        try await transaction("pruning delivered events") { [logger] connection in
+        try await transaction("pruning delivered events") { [queryLogger] connection in
             let old = "SELECT id FROM outbox_events WHERE delivered_at IS NOT NULL AND delivered_at < $1 AND status = 'delivered'"
             var bindings = PostgresBindings()
             bindings.append(before)
-            _ = try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM delivery_attempts WHERE event_id IN (\(old))", binds: bindings), logger: logger).collect()
+            _ = try await connection.query(PostgresQuery(unsafeSQL: "DELETE FROM delivery_attempts WHERE event_id IN (\(old))", binds: bindings), logger: queryLogger).collect()
             let rows = try await connection.query(PostgresQuery(unsafeSQL: """
                 WITH gone AS (DELETE FROM outbox_events WHERE id IN (\(old)) RETURNING 1) SELECT COUNT(*) FROM gone
-                """, binds: bindings), logger: logger).collect()
+                """, binds: bindings), logger: queryLogger).collect()
             return try rows.first?.decode(Int.self) ?? 0
         }
     }

@@ -27,7 +27,10 @@ import ServiceLifecycle
 public final class PostgresLedger: Ledger, Service {
     let client: PostgresClient
     public let settings: PostgresSettings
+    /// The sidecar's logger, for what this ledger has to say (schema migrated, notifications lost).
     let logger: Logger
+    /// What postgres-nio logs per query (the SQL, at debug and trace) goes here: notice and above only.
+    let queryLogger: Logger
     /// The schema versions this instance applied when it opened (empty when another replica had done so).
     public let appliedMigrations: [Int]
 
@@ -45,6 +48,7 @@ public final class PostgresLedger: Ledger, Service {
         self.client = client
         self.settings = settings
         self.logger = logger
+        self.queryLogger = Self.quieted(logger)
         self.appliedMigrations = appliedMigrations
     }
 
@@ -54,10 +58,7 @@ public final class PostgresLedger: Ledger, Service {
     /// with its pool ready to `run()`.
     public static func open(_ settings: PostgresSettings, logger: Logger) async throws(LedgerError) -> PostgresLedger {
         let configuration = try settings.connectionConfiguration()
-        var quiet = logger
-        // postgres-nio logs every query at debug and trace; the sidecar's own lines say what matters.
-        quiet.logLevel = max(logger.logLevel, .notice)
-        let backgroundLogger = quiet
+        let backgroundLogger = Self.quieted(logger)
         let connection: PostgresConnection
         do {
             connection = try await withDeadline(settings.timeout) {
@@ -86,8 +87,16 @@ public final class PostgresLedger: Ledger, Service {
         if !applied.isEmpty {
             logger.notice("database schema migrated", metadata: ["database": "\(settings)", "versions": "\(applied)"])
         }
-        let client = PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: quiet)
+        let client = PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: backgroundLogger)
         return PostgresLedger(client: client, settings: settings, logger: logger, appliedMigrations: applied)
+    }
+
+    /// `logger` at notice or above: postgres-nio logs every query (its SQL) at debug and trace, and the sidecar's
+    /// own lines already say what matters.
+    static func quieted(_ logger: Logger) -> Logger {
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .notice)
+        return quiet
     }
 
     /// Runs the connection pool until cancelled or, in a service group, until graceful shutdown.
@@ -123,11 +132,11 @@ public final class PostgresLedger: Ledger, Service {
     /// rolled back whole) is tried again, twice at most. `body` must never swallow a statement's error: a
     /// transaction with a failed statement rolls back at COMMIT without saying so.
     func transaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        try await guarded(what) { [client, logger] in
+        try await guarded(what) { [client, queryLogger] in
             var attempt = 1
             while true {
                 do {
-                    return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+                    return try await client.withTransaction(logger: queryLogger) { connection in try await body(connection) }
                 } catch let error where attempt < 3 && Self.isTransient(error) {
                     attempt += 1
                 }
@@ -137,8 +146,8 @@ public final class PostgresLedger: Ledger, Service {
 
     /// `body` on one pooled connection (outside a transaction) under the deadline.
     func guardedOnConnection<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T) async throws -> T {
-        try await guarded(what) { [client, logger] in
-            try await client.withConnection { connection in try await body(connection, logger) }
+        try await guarded(what) { [client, queryLogger] in
+            try await client.withConnection { connection in try await body(connection, queryLogger) }
         }
     }
 

@@ -105,13 +105,14 @@ public final class SidecarServer: Sendable {
         )
     }
 
-    /// The services to run, in start order: the HTTP client, the PostgreSQL connection pool (if any), the webhook
-    /// dispatcher, the reconciler, the journal checkpointer, the secret file watcher, the callback listener, the
-    /// internal API. Shutdown runs in reverse: the listeners stop taking requests first, then the workers finish what
-    /// they hold, the database pool and the HTTP client last.
+    /// The services to run, in start order: the HTTP client, the PostgreSQL connection pool or else the SQLite
+    /// journal's checkpointer, the webhook dispatcher, the reconciler, the secret file watcher, the callback listener,
+    /// the internal API. Shutdown runs in reverse: the listeners stop taking requests first, then the workers finish
+    /// what they hold, the database pool and the HTTP client last.
     public var services: [any Service] {
-        [http] + (database.map { [$0] } ?? []) + [
-            dispatcher, reconciler, Checkpointer(ledger: ledger, interval: .milliseconds(100), logger: logger), SecretFileWatcher(server: self),
+        let storage: any Service = database ?? Checkpointer(ledger: ledger, interval: .milliseconds(100), logger: logger)
+        return [
+            http, storage, dispatcher, reconciler, SecretFileWatcher(server: self),
             ListenerService(app: callbackApp, ports: ports), ListenerService(app: internalApp, ports: ports),
         ]
     }

@@ -191,7 +191,9 @@ struct PostgresLedgerTests {
             #expect(error.message.contains("127.0.0.1:\(closedPort)/pay"), "\(error)")
             #expect(!error.message.contains("s3cret-pw"))
         }
-        #expect(clock.now - started < .seconds(5))
+        // Bounds well above the 1 s deadline (a loaded two-core machine resumes timers late), far below the
+        // minute a pooled call would otherwise wait for the pool's circuit breaker.
+        #expect(clock.now - started < .seconds(15), "open failed after \(clock.now - started)")
 
         // A ledger whose database went away after it opened.
         let ledger = PostgresLedger(client: PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: PostgresTestDatabase.quietLogger),
@@ -199,11 +201,11 @@ struct PostgresLedgerTests {
         try await PostgresTestDatabase.running(ledger) {
             started = clock.now
             #expect(await ledger.isHealthy() == false)
-            #expect(clock.now - started < .seconds(4), "isHealthy answered after \(clock.now - started)")
+            #expect(clock.now - started < .seconds(15), "isHealthy answered after \(clock.now - started)")
             started = clock.now
             await #expect(throws: LedgerError.self) { try await ledger.journaled(.payout, "P-x") }
             await #expect(throws: LedgerError.self) { try await ledger.commit(JournalWrite(order: .insert(newOrder("P-x")))) }
-            #expect(clock.now - started < .seconds(6), "two calls failed after \(clock.now - started)")
+            #expect(clock.now - started < .seconds(20), "two calls failed after \(clock.now - started)")
         }
     }
 }

@@ -53,7 +53,8 @@ struct ReplicaTests {
                 let started = ContinuousClock.now
                 let create = try await e2e.post("/v1/payouts", json: #"{"mrn":"P-during","amount":7,"bankName":"b","accountName":"a","accountNumber":"1"}"#)
                 #expect(try create.status == 503 && object(create)["code"] as? String == "storage_unavailable", "\(create.status) \(create.bodyText)")
-                #expect(ContinuousClock.now - started < .seconds(10), "answered after \(ContinuousClock.now - started)")
+                // Well above the 2 s deadline (a loaded machine), far below the minute the pool alone would wait.
+                #expect(ContinuousClock.now - started < .seconds(20), "answered after \(ContinuousClock.now - started)")
                 #expect(try await e2e.creates("/api/Payouts/Create") == 1, "nothing sent without a journal")
                 #expect(try await e2e.get("/healthz").status == 200, "the process is up")
             }
