@@ -32,7 +32,8 @@ public struct PostgresSettings: Sendable, Hashable, CustomStringConvertible, Cus
     public var sslMode: SSLMode
     /// A PEM file of the certificate authorities to trust (`sslrootcert=`); nil: the system's.
     public var sslRootCert: String?
-    /// Connections the pool opens at most (PAYSIDECAR_DATABASE_POOL_SIZE).
+    /// Connections the pool opens at most (PAYSIDECAR_DATABASE_POOL_SIZE); two at least, since `followOutbox`
+    /// holds one for LISTEN.
     public var poolSize: Int
     /// How long one ledger call may take, waiting for a connection included (PAYSIDECAR_DATABASE_TIMEOUT). Also
     /// the server's `statement_timeout`, so a statement stuck behind a lock stops holding its connection too.
@@ -222,7 +223,7 @@ public struct PostgresSettings: Sendable, Hashable, CustomStringConvertible, Cus
         case (_, nil): tls = .disable
         }
         var configuration = PostgresClient.Configuration(host: host, port: port, username: username, password: password, database: database, tls: tls)
-        configuration.options.maximumConnections = poolSize
+        configuration.options.maximumConnections = max(2, poolSize)
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = min(timeout, .seconds(10))
         configuration.options.additionalStartupParameters = startupParameters

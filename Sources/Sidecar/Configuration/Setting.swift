@@ -36,7 +36,7 @@ extension Setting {
     public static let webhookTimeout = Setting("PAYSIDECAR_WEBHOOK_TIMEOUT", default: "15s", "Per-attempt webhook timeout")
     public static let databaseURL = Setting("PAYSIDECAR_DATABASE_URL", default: "sqlite://pay-sidecar.db", "sqlite:///abs/path.db, sqlite://rel.db or postgres://user:password@host:5432/database?sslmode=...")
     public static let databasePassword = Setting("PAYSIDECAR_DATABASE_PASSWORD", secret: true, "PostgreSQL password, when PAYSIDECAR_DATABASE_URL holds none; never logged")
-    public static let databasePoolSize = Setting("PAYSIDECAR_DATABASE_POOL_SIZE", default: "10", "PostgreSQL: connections each replica opens at most")
+    public static let databasePoolSize = Setting("PAYSIDECAR_DATABASE_POOL_SIZE", default: "10", "PostgreSQL: connections each replica opens at most (2 or more: one listens for outbox notifications)")
     public static let databaseTimeout = Setting("PAYSIDECAR_DATABASE_TIMEOUT", default: "5s", "PostgreSQL: how long one database call may take (waiting for a connection included) before the request fails with 503")
     public static let callbackAllowedIPs = Setting("PAYSIDECAR_CALLBACK_ALLOWED_IPS", "Comma-separated IPs/CIDRs allowed to post callbacks (unset: any)")
     public static let trustedProxies = Setting("PAYSIDECAR_TRUSTED_PROXIES", "Comma-separated IPs/CIDRs of proxies in front of the callback listener whose X-Forwarded-For is believed (unset: none)")

@@ -263,7 +263,8 @@ struct SettingReader {
     mutating func database(_ setting: Setting) throws(ConfigurationError) -> DatabaseLocation {
         let text = try required(setting)
         // PostgreSQL's own settings, checked whichever database is named so that a typo never waits for a move.
-        let poolSize = try integer(.databasePoolSize, in: 1...1000)
+        // Two at least: one is held for LISTEN (the outbox's wake-ups), the others run the statements.
+        let poolSize = try integer(.databasePoolSize, in: 2...1000)
         let timeout = try duration(.databaseTimeout)
         if text.hasPrefix("sqlite://") {
             var path = String(text.dropFirst("sqlite://".count))
