@@ -178,6 +178,34 @@ struct PostgresLedgerTests {
         }
     }
 
+    @Test("the server closes every connection (a restart, a failover): calls work again, and the outbox is listened to again")
+    func reconnects() async throws {
+        try await withReplicas { (a: PostgresLedger, b: PostgresLedger) async throws in
+            let wakes = Counter()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await a.followOutbox { wakes.add() } }
+                defer { group.cancelAll() }
+                #expect(await eventually(.seconds(10)) { wakes.count >= 1 }, "listening")
+                #expect(try await a.commit(JournalWrite(order: .insert(newOrder("P-before")))) == .committed)
+                let adminURL = try #require(PostgresTestDatabase.adminURL)
+                let terminated = try await PostgresTestDatabase.integer(adminURL, """
+                    SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(a.settings.database)' AND pid <> pg_backend_pid()
+                    """)
+                #expect(terminated >= 2, "the pools' connections and the listener's")
+                var committed = false
+                for n in 0..<50 where !committed {
+                    committed = (try? await a.commit(JournalWrite(order: .insert(newOrder("P-after-\(n)"))))) == .committed
+                    if !committed { try await Task.sleep(for: .milliseconds(200)) }
+                }
+                #expect(committed, "a commit went through again")
+                #expect(await eventually(.seconds(15)) { wakes.count >= 2 }, "listening again (and catching up)")
+                let before = wakes.count
+                #expect(try await b.commit(JournalWrite(events: [event("evt_after", mrn: "P-after")])) == .committed)
+                #expect(await eventually(.seconds(10)) { wakes.count > before }, "notified again")
+            }
+        }
+    }
+
     @Test("an unreachable database: open fails within its timeout, naming the server and not the password; calls and isHealthy fail fast")
     func unreachable() async throws {
         let closedPort = try await closedLoopbackPort()
