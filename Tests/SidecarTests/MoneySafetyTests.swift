@@ -190,7 +190,9 @@ struct MoneySafetyTests {
             try await e2e.createDeposit("D-chan")
             #expect(try await e2e.callback("deposit", depositCallbackForm(mrn: "D-zero", amount: "0.00")).bodyText == "success")
             #expect(try await e2e.callback("deposit", depositCallbackForm(mrn: "D-chan", channel: "5")).bodyText == "success")
-            #expect(await eventually { e2e.webhooks("deposit.flagged", mrn: "D-zero").count == 1 && e2e.webhooks("deposit.flagged", mrn: "D-chan").count == 1 })
+            // The settlement and the flag are delivered concurrently: wait for both.
+            #expect(await eventually { e2e.webhooks("deposit.flagged", mrn: "D-zero").count == 1 && e2e.webhooks("deposit.flagged", mrn: "D-chan").count == 1
+                && e2e.webhooks("deposit.succeeded", mrn: "D-chan").count == 1 })
             #expect(e2e.data("deposit.flagged", mrn: "D-zero")?["flag"] as? String == "zero_amount")
             let channel = try #require(e2e.data("deposit.flagged", mrn: "D-chan"))
             #expect(channel["flag"] as? String == "channel_mismatch" && channel["channelId"] as? Int == 2 && channel["reportedChannelId"] as? Int == 5)
