@@ -85,7 +85,9 @@ struct JournalTests {
             #expect(timedOut.status == 504)
             #expect(try object(timedOut)["orderStatus"] as? String == "unknown")
             let again = try await e2e.post("/v1/payouts", json: body)
-            #expect(again.status == 504, "a retry does not re-send blindly")
+            // A retry does not re-send blindly: it gets the unknown outcome again (504) or, when the reconciler has
+            // meanwhile found the order at the gateway (a loaded machine, a slower database), its pending state (202).
+            #expect(again.status == 504 || again.status == 202, "\(again.status): a retry does not re-send blindly")
             #expect(try await e2e.creates("/api/Payouts/Create") == 1)
             try await e2e.simPost("/_sim/payouts/P-timeout/complete")
             #expect(await eventually { e2e.webhookBodies().contains { $0["type"] as? String == "payout.succeeded" } })
