@@ -35,17 +35,20 @@ struct RequestLogMiddleware: RouterMiddleware {
         // HTTP/1.1, but the HTTP/1 parser stops reading the connection after it: without this, the client's
         // next request on the same connection would wait forever. Closing makes it open a fresh one.
         if request.headers[.upgrade] != nil { response.headers[.connection] = "close" }
-        var metadata: Logger.Metadata = [
-            "request_id": "\(requestID)",
-            "listener": "\(listener)",
-            "method": "\(request.method.rawValue)",
-            "route": "\(context.endpointPath ?? request.uri.path)",
-            "status": "\(response.status.code)",
-            "duration_ms": "\(Self.milliseconds(ContinuousClock.now - start))",
-        ]
-        if let mrn = context.trace.mrn { metadata["mrn"] = "\(mrn)" }
-        if let latency = context.trace.gatewayLatency { metadata["gateway_latency_ms"] = "\(Self.milliseconds(latency))" }
-        logger.info("request", metadata: metadata)
+        // The line's fields cost more than the handler's own work: built only when the line is written.
+        if logger.logLevel <= .info {
+            var metadata: Logger.Metadata = [
+                "request_id": "\(requestID)",
+                "listener": "\(listener)",
+                "method": "\(request.method.rawValue)",
+                "route": "\(context.endpointPath ?? request.uri.path)",
+                "status": "\(response.status.code)",
+                "duration_ms": "\(Self.milliseconds(ContinuousClock.now - start))",
+            ]
+            if let mrn = context.trace.mrn { metadata["mrn"] = "\(mrn)" }
+            if let latency = context.trace.gatewayLatency { metadata["gateway_latency_ms"] = "\(Self.milliseconds(latency))" }
+            logger.info("request", metadata: metadata)
+        }
         metrics?.request(listener: listener, method: request.method.rawValue, route: context.endpointPath, status: Int(response.status.code))
         return response
     }
