@@ -26,9 +26,20 @@ RUN swift build -c release --static-swift-stdlib --product pay-sidecar \
  && swift build -c release --static-swift-stdlib --product gateway-sim \
  && install -D "$(swift build -c release --show-bin-path)/pay-sidecar" /out/pay-sidecar \
  && install -D "$(swift build -c release --show-bin-path)/gateway-sim" /out/gateway-sim \
- && strip /out/pay-sidecar /out/gateway-sim
+ && strip /out/pay-sidecar /out/gateway-sim \
+ && install -D /usr/libexec/swift/linux/swift-backtrace-static /out/swift-backtrace-static
 
 FROM debian:bookworm-slim
+# OCI labels; pass VERSION and REVISION at build time: docker build --build-arg VERSION=0.4.0 --build-arg REVISION=$(git rev-parse HEAD) .
+ARG VERSION=0.4.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="pay-sidecar" \
+      org.opencontainers.image.description="Signs and forwards payment calls to the gateway; turns its callbacks into signed webhooks (Standard Webhooks)." \
+      org.opencontainers.image.version="$VERSION" \
+      org.opencontainers.image.revision="$REVISION" \
+      org.opencontainers.image.source="https://github.com/pay-sidecar/pay-sidecar" \
+      org.opencontainers.image.documentation="https://github.com/pay-sidecar/pay-sidecar#readme" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"
 # Only what the binary loads (the Swift runtime is linked in): libcurl, SQLite, CA certificates for https,
 # time zones. scripts/check-runtime-image.sh found libsqlite3-0 missing from the first version of this list.
 RUN apt-get update \
@@ -36,11 +47,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home app \
  && mkdir -p /var/lib/pay-sidecar && chown app /var/lib/pay-sidecar
-COPY --from=build /out/pay-sidecar /out/gateway-sim /usr/local/bin/
+COPY --from=build /out/pay-sidecar /out/gateway-sim /out/swift-backtrace-static /usr/local/bin/
 USER app
 WORKDIR /var/lib/pay-sidecar
 VOLUME /var/lib/pay-sidecar
-ENV PAYSIDECAR_CALLBACK_LISTEN=0.0.0.0:8081 \
+# A crash prints every thread's backtrace (Swift's backtracer, run out of process) to the container's log.
+ENV SWIFT_BACKTRACE=enable=yes,sanitize=yes,threads=all,images=all,interactive=no,swift-backtrace=/usr/local/bin/swift-backtrace-static \
+    PAYSIDECAR_CALLBACK_LISTEN=0.0.0.0:8081 \
     PAYSIDECAR_DATABASE_URL=sqlite:///var/lib/pay-sidecar/pay-sidecar.db
 EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=4s --start-period=5s --retries=3 CMD ["/usr/local/bin/pay-sidecar", "healthcheck"]

@@ -43,8 +43,14 @@ if [ -z "${KEEP_ROOTFS:-}" ] || [ ! -x "$rootfs/usr/bin/apt-get" ]; then
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
 fi
 
-# As the Dockerfile: the binary, the non-root user, the volume folder.
+# As the Dockerfile: the binary, Swift's crash backtracer (from this toolchain, as the builder stage copies it
+# from the swift image), the non-root user, the volume folder.
 install -m 0755 "$work/pay-sidecar" "$rootfs/usr/local/bin/pay-sidecar"
+backtracer=$(dirname "$(readlink -f "$(command -v swift)")")/../libexec/swift/linux/swift-backtrace-static
+install -m 0755 "$backtracer" "$rootfs/usr/local/bin/swift-backtrace-static"
+# The image's SWIFT_BACKTRACE setting, read from the Dockerfile.
+backtrace_setting=$(grep -o 'SWIFT_BACKTRACE=[^ \\]*' Dockerfile | head -1)
+[ -n "$backtrace_setting" ] || { echo "check-runtime-image: cannot read SWIFT_BACKTRACE from the Dockerfile" >&2; exit 2; }
 chroot "$rootfs" sh -c 'id app >/dev/null 2>&1 || useradd --system --uid 10001 --no-create-home app 2>/dev/null'
 mkdir -p "$rootfs/var/lib/pay-sidecar" "$rootfs/run/secrets"
 chroot "$rootfs" chown app /var/lib/pay-sidecar
@@ -100,6 +106,24 @@ kill -TERM "$pid"
 wait "$pid" && status=0 || status=$?
 trap unmount_proc EXIT
 [ "$status" -eq 0 ] || { echo "check-runtime-image: FAILED: serve exited $status on SIGTERM" >&2; cat "$log" >&2; exit 1; }
+
+echo "== a crash in the runtime root filesystem prints every thread's backtrace ($backtrace_setting)"
+crashlog=$work/crash.log
+chroot --userspec=10001:10001 "$rootfs" /usr/bin/env -i HOME=/var/lib/pay-sidecar "$backtrace_setting" \
+  PAYSIDECAR_GATEWAY_URL=https://pay.example.com PAYSIDECAR_APP_KEY=check PAYSIDECAR_SECRET_KEY_FILE=/run/secrets/pay_secret \
+  PAYSIDECAR_PUBLIC_URL=https://cb.example.com PAYSIDECAR_LISTEN=127.0.0.1:$port PAYSIDECAR_CALLBACK_LISTEN=127.0.0.1:$((port + 1)) \
+  PAYSIDECAR_DATABASE_URL=sqlite:///var/lib/pay-sidecar/pay-sidecar.db \
+  /usr/local/bin/pay-sidecar serve >"$crashlog" 2>&1 &
+pid=$!
+trap cleanup EXIT
+for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+kill -SEGV "$pid"
+wait "$pid" 2>/dev/null || true
+trap unmount_proc EXIT
+if ! grep -q "Program crashed" "$crashlog" || ! grep -q 'Thread 0 .*crashed' "$crashlog"; then
+  echo "check-runtime-image: FAILED: no backtrace after a crash" >&2; tail -20 "$crashlog" >&2; exit 1
+fi
+grep -m1 "Program crashed" "$crashlog"
 
 binary_size=$(stat -c %s "$work/pay-sidecar")
 unmount_proc

@@ -83,7 +83,7 @@ public struct Decision: Sendable, Hashable {
 /// | input | order | decision |
 /// |---|---|---|
 /// | create | none | journal it `sending`, send |
-/// | create | same request | replay the first answer; if that said unknown and more is known now, say that; `inProgress` while sending; `outcomeUnknown` if its process died while sending |
+/// | create | same request | replay the first answer; if that said unknown and more is known now, say that; `inProgress` while sending; if its process died while sending: `outcomeUnknown` until the queries know more, then that |
 /// | create | `rejected` because it was never sent (`not_sent`, `not_created`) | take it up again: `sending`, send |
 /// | create | another request, or a callback-only order | `conflict`, nothing sent |
 /// | create | tombstone | same request: report its outcome; else `conflict` |
@@ -103,7 +103,7 @@ public struct Decision: Sendable, Hashable {
 /// | query paid / failed | settled the other way | flagged `contradicting_outcome`, outcome kept |
 /// | query waiting | `unknown` | the create landed: `pending` |
 /// | query waiting | `rejected` | reopened `pending`; flagged `contradicting_outcome` if a documented code refused it |
-/// | query not found | `unknown` deposit | `rejected` (`not_created`): a retry may send it |
+/// | query not found | `unknown` deposit | once such answers span PAYSIDECAR_RESEND_AFTER since the first send: `rejected` (`not_created`), a retry may send it; before that (the gateway may still be processing it), and ever after `mrn_duplication`, it stays `unknown` |
 /// | query not found | `unknown` payout | re-sent once, same mrn, only when such answers span PAYSIDECAR_RESEND_AFTER since the first send and within the horizon; never after `mrn_duplication` (flagged `duplicate_mrn_not_found`) or a second time (`resend_unresolved`) |
 /// | re-sent | accepted or `mrn_duplication` | `pending` |
 /// | re-sent | another refusal | stays `unknown`, flagged `resend_refused` |
@@ -165,7 +165,8 @@ public struct OrderStateMachine: Sendable {
             if let answer = order.answer {
                 decision.action = order.verdict == .unknown && order.state != .unknown ? .report(order.state) : .replay(answer)
             } else {
-                decision.action = .outcomeUnknown
+                // Its process died before recording an answer: "unknown" until the queries know more.
+                decision.action = order.state == .unknown || order.state == .sending ? .outcomeUnknown : .report(order.state)
             }
             return decision
         }
@@ -428,14 +429,21 @@ public struct OrderStateMachine: Sendable {
                 break
             }
         case .notFound where order.state == .unknown && origin == .reconciler:
+            order.notFoundSince = order.notFoundSince ?? now
             switch order.kind {
             case .deposit:
-                // The deposit never reached the gateway: a retry of the same request may send it.
-                order.state = .rejected
-                order.gatewayCode = Self.notCreated
-                close(&order, at: now)
+                // Not yet known is not never created: a gateway still processing the first send answers the same.
+                // Only once such answers span PAYSIDECAR_RESEND_AFTER does the deposit count as never created, and a
+                // retry of the same request may send it again.
+                if order.gatewayCode == GatewayResultCode.mrnDuplication.rawValue {
+                    raise(.duplicateMrnNotFound, "the gateway called the mrn a duplicate at create, yet its queries do not find the deposit; it is never sent again",
+                          on: &order, into: &raised, at: now)
+                } else if notFoundLongEnough(order, at: now) {
+                    order.state = .rejected
+                    order.gatewayCode = Self.notCreated
+                    close(&order, at: now)
+                }
             case .payout:
-                order.notFoundSince = order.notFoundSince ?? now
                 action = resendDecision(&order, into: &raised, at: now)
             }
         default:
@@ -480,10 +488,16 @@ public struct OrderStateMachine: Sendable {
             raise(.resendUnresolved, "re-sent once already and still not found by the gateway's queries; not sent again", on: &order, into: &raised, at: now)
             return .none
         }
-        let firstSent = order.firstSentAt ?? order.createdAt
-        guard let since = order.notFoundSince, since >= firstSent, now - firstSent >= policy.resendAfter,
-              now <= order.createdAt + policy.horizon, let request = order.request else { return .none }
+        guard notFoundLongEnough(order, at: now), now <= order.createdAt + policy.horizon, let request = order.request else { return .none }
         return .resend(request: request)
+    }
+
+    /// Whether every query since the first send has answered `object_not_found`, over PAYSIDECAR_RESEND_AFTER at
+    /// least: long enough that a gateway still processing that send would know it by now.
+    private func notFoundLongEnough(_ order: Order, at now: Millis) -> Bool {
+        let firstSent = order.firstSentAt ?? order.createdAt
+        guard let since = order.notFoundSince, since >= firstSent else { return false }
+        return now - firstSent >= policy.resendAfter
     }
 
     /// The reconciler's query schedule: after `queries` queries, the next one follows by this many times

@@ -24,6 +24,7 @@ struct PaySidecar: AsyncParsableCommand {
             callbacks arrive on a separate listener (PAYSIDECAR_CALLBACK_LISTEN).
             Every option also reads its environment variable; a flag wins. Secrets also read <NAME>_FILE.
             """,
+        version: SidecarBuild.description,
         subcommands: [Serve.self, Demo.self, Sign.self, VerifyCallback.self, Events.self, Secrets.self, HealthCheck.self],
         defaultSubcommand: Serve.self
     )
@@ -72,6 +73,7 @@ struct Serve: AsyncParsableCommand {
             tasks.addTask {
                 let ports = try await server.boundPorts()
                 logger.info("pay-sidecar started", metadata: [
+                    "version": "\(SidecarBuild.version)",
                     "internal_api": "\(configuration.listen.host):\(ports.internalAPI)",
                     "callback_listener": "\(configuration.callbackListen.host):\(ports.callback)",
                     "gateway": "\(URLText.redacted(configuration.gatewayURL))",

@@ -151,14 +151,21 @@ struct Simulation {
             if let id = settlements.first?.id { #expect(order.settlementEventID == id) }
         }
         #expect(Set(events.map(\.id)).count == events.count, "each event once")
-        // A payout is never sent twice while the first send may still be in processing.
+        // A payout is never sent twice while the first send may still be in processing; nor is a deposit (its
+        // second send is a caller's retry, allowed once the gateway's queries have not found it for long enough).
         if kind == .payout {
             #expect(sends.count <= 2, "at most the create and one re-send may have created the payout: \(sends)")
             if sends.count == 2 {
                 #expect(sends[1].resend && sends[1].at - sends[0].at >= Self.policy.resendAfter, "a second send only as a re-send after PAYSIDECAR_RESEND_AFTER: \(sends)")
                 if case .order(let order) = journaled { #expect(sends[1].at <= order.createdAt + Self.policy.horizon, "never re-sent past the horizon") }
             }
+        } else {
+            for (earlier, later) in zip(sends, sends.dropFirst()) {
+                #expect(later.at - earlier.at >= Self.policy.resendAfter, "a deposit is sent again only after PAYSIDECAR_RESEND_AFTER of not-found answers: \(sends)")
+            }
         }
+        // Once the outcome is known, a retried create is never told "unknown".
+        if settled != nil, decision.action == .outcomeUnknown { Issue.record("a settled order answered a retry with outcomeUnknown") }
     }
 }
 

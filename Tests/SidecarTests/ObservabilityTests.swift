@@ -1,5 +1,6 @@
 import CurlHTTP
 import Foundation
+import Sidecar
 import TestSupport
 import Testing
 
@@ -99,6 +100,7 @@ struct ObservabilityTests {
             #expect(samples.value("paysidecar_flagged_orders") == 1)
             #expect(samples.value("paysidecar_webhook_deliveries_total", ["outcome": "delivered"]) == 3)
             #expect(samples.value("paysidecar_database_up") == 1)
+            #expect(samples.value("paysidecar_build_info", ["version": SidecarBuild.version]) == 1)
             // P-metrics-2 is pending and followed by the reconciler, not yet due (PAYSIDECAR_RECONCILE_AFTER is 60s).
             #expect(samples.value("paysidecar_reconciler_open_orders") == 1)
             #expect(samples.value("paysidecar_reconciler_backlog_orders") == 0)

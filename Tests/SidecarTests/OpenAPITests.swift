@@ -25,6 +25,7 @@ struct OpenAPITests {
         })
         let document = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.bytes)) as? [String: Any])
         #expect(document["openapi"] as? String == "3.1.0")
+        #expect((document["info"] as? [String: Any])?["version"] as? String == SidecarBuild.version, "the document's version is the build's")
         let paths = try #require(document["paths"] as? [String: [String: Any]])
         let documented = Set(paths.flatMap { path, operations in operations.keys.map { "\($0.uppercased()) \(path)" } })
         #expect(served == documented, "served only: \(served.subtracting(documented)); documented only: \(documented.subtracting(served))")

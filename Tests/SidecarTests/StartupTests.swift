@@ -1,5 +1,6 @@
 import CurlHTTP
 import Foundation
+import Sidecar
 import TestSupport
 import Testing
 
@@ -43,16 +44,20 @@ struct StartupTests {
         #expect(top.status == 0)
         #expect(top.stdout.contains("serve") && top.stdout.contains("demo"))
         let serve = try await runTool(["serve", "--help"], environment: [:])
-        for variable in ["PAYSIDECAR_GATEWAY_URL", "PAYSIDECAR_APP_KEY", "PAYSIDECAR_SECRET_KEY", "PAYSIDECAR_PUBLIC_URL", "PAYSIDECAR_LISTEN",
-                         "PAYSIDECAR_CALLBACK_LISTEN", "PAYSIDECAR_API_TOKEN", "PAYSIDECAR_WEBHOOK_URL", "PAYSIDECAR_WEBHOOK_SECRET",
-                         "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE", "PAYSIDECAR_WEBHOOK_TIMEOUT", "PAYSIDECAR_DATABASE_URL",
-                         "PAYSIDECAR_CALLBACK_ALLOWED_IPS", "PAYSIDECAR_TRUSTED_PROXIES", "PAYSIDECAR_GATEWAY_TIMEOUT", "PAYSIDECAR_RECONCILE_AFTER",
-                         "PAYSIDECAR_LOG_LEVEL", "PAYSIDECAR_LOG_FORMAT", "PAYSIDECAR_SECRET_KEY_FILE",
-                         "PAYSIDECAR_RECONCILE_HORIZON", "PAYSIDECAR_JOURNAL_RETENTION", "PAYSIDECAR_UNKNOWN_ORDER_CALLBACKS"] {
-            #expect(serve.stdout.contains(variable), "\(variable)")
+        // Every setting of the table: its flag, its variable, and the _FILE forms of secrets.
+        for setting in Setting.all {
+            #expect(serve.stdout.contains(setting.variable) && serve.stdout.contains(setting.flag), "\(setting.variable)")
+            if let file = setting.fileVariable { #expect(serve.stdout.contains(file) && serve.stdout.contains(setting.fileFlag!), "\(file)") }
         }
         #expect(serve.stdout.contains("--callback-allowed-ips"))
         #expect(try await runTool(["demo", "--help"], environment: [:]).stdout.contains("--gateway-listen"))
+    }
+
+    @Test("--version names the release and the libcurl it runs with")
+    func version() async throws {
+        let run = try await runTool(["--version"], environment: [:])
+        #expect(run.status == 0)
+        #expect(run.stdout.hasPrefix(SidecarBuild.version + " (libcurl/"), "\(run.stdout)")
     }
 
     @Test("serve starts both listeners, logs JSON without the secret, and exits 0 on SIGTERM")

@@ -32,6 +32,8 @@ public final class SidecarMetrics: Sendable {
         reconcileOpen = gauge("reconciler_open", "orders", "Pending or unknown orders the reconciler is still following")
         flaggedOrders = gauge("flagged", "orders", "Orders flagged for a person (contradictions, unsettled past the horizon)")
         ledgerUp = gauge("database", "up", "1 when the database answered the last scrape, else 0")
+        registry.makeGauge(descriptor: Self.name("build", "info", "Always 1; the labels say which build runs: version, libcurl"),
+                           labels: [("version", SidecarBuild.version), ("libcurl", SidecarBuild.libcurlRelease)]).set(Int64(1))
     }
 
     /// A metric's full name is `paysidecar_<name>_<unit>`.
