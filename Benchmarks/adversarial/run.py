@@ -626,16 +626,7 @@ class Run:
         return {o["mrn"]: o for o in orders}
 
     def untold(self, sim, events_by_key):
-        """Created (kind, mrn) the simulator settled whose outcome no webhook told yet."""
-        created = {(p["kind"], p["mrn"]) for p in self.plans}
-        missing = []
-        for mrn, order in sim.items():
-            key = (order["kind"], mrn)
-            if key not in created or order["status"] not in (1, 2):
-                continue
-            if not tells_outcome(events_by_key.get(key, []), order["kind"], order["status"] == 1):
-                missing.append(mrn)
-        return missing
+        return untold(self.plans, sim, events_by_key)
 
     def wait_quiescence(self):
         deadline = time.monotonic() + self.args.settle_timeout
@@ -717,16 +708,28 @@ def tells_outcome(events, kind, paid):
 # Ground truth
 
 
-def compute(run):
-    sim = run.sim_orders()
-    events = run.receiver.snapshot()
+def untold(plans, sim, by_key):
+    """Created (kind, mrn) the simulator settled whose outcome no webhook told."""
+    created = {(p["kind"], p["mrn"]) for p in plans}
+    missing = []
+    for mrn, order in sim.items():
+        key = (order["kind"], mrn)
+        if key not in created or order["status"] not in (1, 2):
+            continue
+        if not tells_outcome(by_key.get(key, []), order["kind"], order["status"] == 1):
+            missing.append(mrn)
+    return missing
+
+
+def table_rows(plans, sim, events):
+    """The five rows, each a list of offenders, from the callers' plans (with their final answers), the
+    simulator's orders (by mrn) and the webhooks received (one per webhook-id)."""
     by_key = group_events(events)
-    created = {(p["kind"], p["mrn"]) for p in run.plans}
-    plans = {p["mrn"]: p for p in run.plans}
+    created = {(p["kind"], p["mrn"]) for p in plans}
     rows = {}
 
     rows["double_payouts"] = sorted(m for m, o in sim.items() if o["kind"] == "payout" and o.get("bookings", 1) > 1)
-    rows["untold_settlements"] = sorted(run.untold(sim, by_key))
+    rows["untold_settlements"] = sorted(untold(plans, sim, by_key))
 
     silent = []
     for e in events:
@@ -750,7 +753,7 @@ def compute(run):
     rows["silent_amount_differences"] = sorted(silent)
 
     refused = []
-    for p in run.plans:
+    for p in plans:
         final = p.get("final") or {}
         if p["kind"] != "payout" or final.get("gave_up") or "status" not in final:
             continue
@@ -767,6 +770,73 @@ def compute(run):
         if outcome in ("succeeded", "failed") and (kind, e["data"].get("mrn")) not in created:
             ghost_plain.append(f"{e['data'].get('mrn')} ({e['type']}, {e['id']})")
     rows["plain_events_for_ghost_mrns"] = sorted(ghost_plain)
+
+    return rows
+
+
+def self_test():
+    """The rows' counting on made-up data: each row sees what it should, and nothing else (no processes)."""
+    def plan(kind, mrn, status=None, answer=None, gave_up=False):
+        final = {"status": status, "answer": answer} if status else {}
+        if gave_up:
+            final["gave_up"] = True
+        return {"kind": kind, "mrn": mrn, "final": final}
+
+    def order(kind, mrn, status, amount="100", paid=None, bookings=1):
+        o = {"kind": kind, "mrn": mrn, "status": status, "amount": amount, "bookings": bookings}
+        if paid:
+            o["paidAmount"] = paid
+        return o
+
+    def event(wid, type_, mrn, **data):
+        return {"id": wid, "type": type_, "data": {"mrn": mrn, **data}}
+
+    unknown = {"code": "gateway_timeout", "orderStatus": "unknown"}
+    plans = [
+        plan("payout", "P1", 202, {"status": "pending"}),                  # fine
+        plan("payout", "P2", 202, {"status": "pending"}),                  # booked twice
+        plan("payout", "P3", 502, {"code": "system_busy"}),               # refused, yet booked
+        plan("payout", "P4", 422, {"code": "invalid_data"}),              # refused, not booked: fine
+        plan("payout", "P5", 504, unknown, gave_up=True),                 # gave up: not a refusal
+        plan("payout", "P6", 409, {"code": "mrn_duplication", "orderStatus": "unknown"}),  # unknown: fine
+        plan("deposit", "D1", 201, {"status": "pending"}),                 # paid another amount, flagged: fine
+        plan("deposit", "D2", 201, {"status": "pending"}),                 # paid another amount, told silently
+        plan("deposit", "D3", 201, {"status": "pending"}),                 # failed, never told
+        plan("deposit", "D4", 201, {"status": "pending"}),                 # paid, told only by a flag saying succeeded
+        plan("deposit", "D5", 201, {"status": "pending"}),                 # paid, told by query (amount null): fine
+        plan("deposit", "D6", 201, {"status": "pending"}),                 # paid, told as failed: never told
+    ]
+    sim = {o["mrn"]: o for o in [
+        order("payout", "P1", 1), order("payout", "P2", 1, bookings=2), order("payout", "P3", 0), order("payout", "P5", 2),
+        order("payout", "P6", 1), order("deposit", "D1", 1, "100.00", "90.00"), order("deposit", "D2", 1, "100", "99.99"),
+        order("deposit", "D3", 2), order("deposit", "D4", 1, paid="100.00"), order("deposit", "D5", 1, paid="80.00"),
+        order("deposit", "D6", 1, paid="100.00"),
+    ]}
+    events = [
+        event("e1", "payout.succeeded", "P1", amount="100"), event("e2", "payout.succeeded", "P2", amount="100"),
+        event("e3", "payout.failed", "P5", amount=None), event("e4", "payout.succeeded", "P6", amount="100.00"),
+        event("e5", "deposit.succeeded", "D1", amount="90.00", flag="amount_mismatch"),
+        event("e6", "deposit.succeeded", "D2", amount="100.00"),
+        event("e7", "deposit.flagged", "D4", flag="contradicting_outcome", orderStatus="succeeded"),
+        event("e8", "deposit.succeeded", "D5", amount=None), event("e9", "deposit.failed", "D6", amount=None),
+        event("g1", "deposit.flagged", "G1", flag="unknown_order", orderStatus="succeeded"),  # a ghost, flagged: fine
+        event("g2", "payout.succeeded", "G2", amount="5"),                                     # a ghost, plain
+        event("g3", "deposit.succeeded", "P1", amount="5"),                                    # the other kind's mrn
+    ]
+    rows = table_rows(plans, sim, events)
+    got = {k: [item.split(" ")[0] for item in v] for k, v in rows.items()}
+    want = {"double_payouts": ["P2"], "untold_settlements": ["D3", "D6"], "silent_amount_differences": ["D2"],
+            "plain_refusals_for_existing_payouts": ["P3"], "plain_events_for_ghost_mrns": ["G2", "P1"]}
+    assert got == want, f"self-test: got {got}, want {want}"
+    print("self-test passed: each row counts what it should")
+
+
+def compute(run):
+    sim = run.sim_orders()
+    events = run.receiver.snapshot()
+    by_key = group_events(events)
+    created = {(p["kind"], p["mrn"]) for p in run.plans}
+    rows = table_rows(run.plans, sim, events)
 
     # Supporting counts.
     support = {}
@@ -821,6 +891,25 @@ def compute(run):
         "same_id_other_body": run.receiver.mismatched_copies,
         "by_type": count(e["type"] for e in events),
     }
+    settlements = [e for e in events if (e["type"] or "").partition(".")[2] in ("succeeded", "failed") and (e["type"].split(".")[0], e["data"].get("mrn")) in created]
+    differing = [e for e in settlements if e["data"].get("amount") is not None and e["data"]["mrn"] in sim
+                 and fen(e["data"]["amount"]) != fen(sim[e["data"]["mrn"]]["amount"])]
+    support["settlement_events"] = {
+        "with_amount": sum(1 for e in settlements if e["data"].get("amount") is not None),
+        "amount_null_settled_by_query": sum(1 for e in settlements if e["data"].get("amount") is None),
+        "amount_other_than_ordered": len(differing),
+        "of_which_flag_in_data": sum(1 for e in differing if e["data"].get("flag") is not None),
+    }
+    resent = []
+    with open(run.sidecar.log_path, "rb") as f:
+        for raw in f:
+            if b"unknown payout re-sent" in raw:
+                try:
+                    entry = json.loads(raw)
+                except ValueError:
+                    continue
+                resent.append(f"{entry.get('mrn')} {entry.get('answer')}")
+    support["payouts_resent_by_the_reconciler"] = {"count": len(resent), "answers": count(r.split(" ", 1)[1] for r in resent)}
     support["flags_by_code"] = count(e["data"].get("flag") for e in events if (e["type"] or "").endswith(".flagged"))
     support["ghost_callbacks"] = {"mrns": len(run.ghosts), "attempts": sum(len(g["answers"]) for g in run.ghosts),
                                   "answered_success": sum(1 for g in run.ghosts for a in g["answers"] if a.startswith("200")),
@@ -941,7 +1030,11 @@ def main():
     parser.add_argument("--settle-timeout", type=float, default=240.0, help="seconds to wait for quiescence after the callers")
     parser.add_argument("--json", help="also write the JSON summary here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, database) even when every row is 0")
+    parser.add_argument("--self-test", action="store_true", help="check the rows' counting on made-up data, then exit")
     args = parser.parse_args()
+    if args.self_test:
+        self_test()
+        return
 
     def terminate(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
