@@ -34,7 +34,7 @@ public final class GatewaySimulator: Service, Sendable {
     public init(configuration: SimulatorConfiguration, logger: Logger = Logger(label: "gateway-sim")) throws {
         self.configuration = configuration
         self.logger = logger
-        self.state = Mutex(SimulatorState(balanceFen: configuration.balanceFen))
+        self.state = Mutex(SimulatorState(balanceFen: configuration.balanceFen, logLimit: configuration.logLimit))
         var httpConfiguration = CurlClient.Configuration()
         httpConfiguration.timeout = configuration.callbackTimeout
         httpConfiguration.connectTimeout = min(configuration.callbackTimeout, .seconds(5))
@@ -153,6 +153,15 @@ public final class GatewaySimulator: Service, Sendable {
     func deliverCallback(mrn: String) async {
         guard let order = state.withLock({ $0.orders[mrn] }), order.status == .paid else { return }
         let fault = state.withLock { $0.takeFault(path: "callback") }
+        if fault?.kind == .drop {
+            // Lost on the gateway's side: never sent, never retried; only a query finds the outcome.
+            state.withLock {
+                $0.record(CallbackAttempt(kind: order.kind, mrn: mrn, url: order.callbackUrl, attempt: 0, body: callbackBody(order, corruptSignature: false),
+                                          error: "dropped by a fault: never sent", accepted: false, at: Self.now()))
+            }
+            logger.info("callback dropped by a fault", metadata: ["mrn": "\(mrn)"])
+            return
+        }
         if let delay = fault?.delay {
             do { try await Task.sleep(for: delay) } catch { return }
         }
@@ -221,7 +230,8 @@ public final class GatewaySimulator: Service, Sendable {
         return accepted
     }
 
+    /// UTC, to the millisecond (`2026-12-02T12:29:21.261Z`): requests and callbacks a second apart are told apart.
     static func now() -> String {
-        Date().ISO8601Format()
+        Date().ISO8601Format(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 }

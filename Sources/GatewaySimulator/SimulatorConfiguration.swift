@@ -18,6 +18,8 @@ public struct SimulatorConfiguration: Sendable {
     public var callbackTimeout: Duration = .seconds(10)
     /// Largest request body accepted.
     public var maxBodySize: Int = 1 << 20
+    /// How many entries `GET /_sim/requests` and `GET /_sim/callbacks` keep (the newest).
+    public var logLimit: Int = 10_000
 
     public init(appKey: String, secretKey: MerchantSecret) {
         self.appKey = appKey

@@ -65,16 +65,19 @@ extension GatewaySimulator {
 
     // MARK: Gateway endpoints
 
-    /// Records the call, applies any fault for `path`, and otherwise answers with `process`.
-    func gatewayCall(_ request: Request, path: String, process: ([UInt8]) async -> Response) async throws -> Response {
+    /// Records the call, applies any fault for `path`, and otherwise answers with `process`, which is given the
+    /// hold of a `hold` fault (nil without one).
+    func gatewayCall(_ request: Request, path: String, process: ([UInt8], Duration?) async -> Response) async throws -> Response {
         let body = try await Self.collect(request, limit: configuration.maxBodySize)
-        state.withLock {
-            $0.record(ReceivedRequest(
+        let fault = state.withLock { state in
+            let fault = state.takeFault(path: path, kinds: [.delay, .status, .drop, .garbage, .answer, .processedAnswer, .hold])
+            state.record(ReceivedRequest(
                 method: request.method.rawValue, path: path, query: request.uri.query ?? "",
-                contentType: request.headers[.contentType] ?? "", body: String(decoding: body, as: UTF8.self), at: Self.now()
+                contentType: request.headers[.contentType] ?? "", body: String(decoding: body, as: UTF8.self), at: Self.now(),
+                fault: fault?.summary
             ))
+            return fault
         }
-        let fault = state.withLock { $0.takeFault(path: path, kinds: [.delay, .status, .drop, .garbage, .answer]) }
         if let fault { logger.info("fault injected", metadata: ["path": "\(path)", "kind": "\(fault.kind.rawValue)"]) }
         if let fault, fault.kind == .status {
             let code = fault.value?.scalarText.flatMap { Int($0) } ?? 500
@@ -87,7 +90,7 @@ extension GatewaySimulator {
         if let fault, fault.kind == .answer, let value = fault.value {
             return Self.json(value)
         }
-        var response = await process(body)
+        var response = await process(body, fault?.kind == .hold ? fault?.delay : nil)
         switch fault?.kind {
         case .delay:
             if let delay = fault?.delay { try await Task.sleep(for: delay) }
@@ -98,6 +101,8 @@ extension GatewaySimulator {
                 status: .ok, headers: [.contentType: "text/html"],
                 body: .init(byteBuffer: ByteBuffer(string: "<html><body>502 Bad Gateway (upstream garbage)</body>"))
             )
+        case .processedAnswer:
+            if let value = fault?.value { response = Self.json(value) }
         default:
             break
         }
@@ -105,9 +110,14 @@ extension GatewaySimulator {
     }
 
     func createDepositAPI(_ request: Request) async throws -> Response {
-        try await gatewayCall(request, path: "/api/Pay/Create") { body in
+        try await gatewayCall(request, path: "/api/Pay/Create") { body, hold in
             let answer: DepositCreateAnswer
-            switch Self.jsonFields(body).flatMap({ self.createDeposit($0, reuseIdentical: false) }) {
+            let created: Result<SimOrder, GatewayRefusal>
+            switch Self.jsonFields(body) {
+            case .success(let fields): created = await self.createDeposit(fields, reuseIdentical: false, hold: hold)
+            case .failure(let refusal): created = .failure(refusal)
+            }
+            switch created {
             case .success(let order):
                 answer = DepositCreateAnswer(success: true, errorMsg: "", payUrl: "/api/Pay?id=\(order.id)&channel=\(order.channelId ?? 0)")
             case .failure(let refusal):
@@ -118,14 +128,14 @@ extension GatewaySimulator {
     }
 
     func pagePay(_ request: Request) async throws -> Response {
-        try await gatewayCall(request, path: "/api/Pay") { body in
+        try await gatewayCall(request, path: "/api/Pay") { body, _ in
             let fields: [String: String]
             do {
                 fields = Dictionary(try FormURLEncoding.decode(body).map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
             } catch {
                 return Self.html(CashierPage.error(code: "invalid_data", message: (error as? FormDecodingError)?.message ?? "invalid form"), status: .badRequest)
             }
-            switch self.createDeposit(fields, reuseIdentical: true) {
+            switch await self.createDeposit(fields, reuseIdentical: true, hold: nil) {
             case .success(let order):
                 return Self.html(CashierPage.cashier(order))
             case .failure(let refusal):
@@ -157,8 +167,9 @@ extension GatewaySimulator {
         }
     }
 
-    /// Validates and creates a deposit order, as `/api/Pay` and `/api/Pay/Create` both do.
-    func createDeposit(_ fields: [String: String], reuseIdentical: Bool) -> Result<SimOrder, GatewayRefusal> {
+    /// Validates and creates a deposit order, as `/api/Pay` and `/api/Pay/Create` both do. With `hold`, the order
+    /// is booked only after it (see `SimulatorState.book`).
+    func createDeposit(_ fields: [String: String], reuseIdentical: Bool, hold: Duration?) async -> Result<SimOrder, GatewayRefusal> {
         for name in SignatureLayout.depositRequest.fields + ["sign"] where fields[name] == nil {
             return .failure(GatewayRefusal(code: .invalidData, message: "missing field \(name)"))
         }
@@ -175,7 +186,7 @@ extension GatewaySimulator {
             return .failure(GatewayRefusal(code: .invalidData, message: problem.description))
         }
         let payer = fields["payer"].flatMap { $0.isEmpty ? nil : $0 }
-        let result: Result<SimOrder, GatewayRefusal> = state.withLock { state in
+        var result: Result<SimOrder, GatewayRefusal> = state.withLock { state in
             if let existing = state.orders[mrn] {
                 if reuseIdentical, existing.kind == .deposit, existing.amountText == amountText, existing.channelId == channelId,
                     existing.callbackUrl == fields["callbackUrl"], existing.returnUrl == fields["returnUrl"]
@@ -189,9 +200,12 @@ extension GatewaySimulator {
                 callbackUrl: fields["callbackUrl"]!, channelId: channelId, returnUrl: fields["returnUrl"], payer: payer,
                 createdAt: .now
             )
-            state.orders[mrn] = order
-            state.orderIDs[order.id] = mrn
+            if hold == nil { state.book(order) }
             return .success(order)
+        }
+        if let hold, case .success(let order) = result {
+            try? await Task.sleep(for: hold)
+            result = .success(state.withLock { $0.book(order) })
         }
         if case .success(let order) = result, order.status == .waiting, let delay = configuration.autoSettle {
             jobSink.yield(.settleLater(mrn: order.mrn, after: delay))
@@ -200,9 +214,14 @@ extension GatewaySimulator {
     }
 
     func createPayout(_ request: Request) async throws -> Response {
-        try await gatewayCall(request, path: "/api/Payouts/Create") { body in
+        try await gatewayCall(request, path: "/api/Payouts/Create") { body, hold in
             let answer: PayoutCreateAnswer
-            switch Self.jsonFields(body).flatMap(self.createPayoutOrder) {
+            let created: Result<SimOrder, GatewayRefusal>
+            switch Self.jsonFields(body) {
+            case .success(let fields): created = await self.createPayoutOrder(fields, hold: hold)
+            case .failure(let refusal): created = .failure(refusal)
+            }
+            switch created {
             case .success:
                 answer = PayoutCreateAnswer(error: .success, errorMessage: "")
             case .failure(let refusal):
@@ -212,7 +231,9 @@ extension GatewaySimulator {
         }
     }
 
-    func createPayoutOrder(_ fields: [String: String]) -> Result<SimOrder, GatewayRefusal> {
+    /// Validates and books a payout, debiting the balance. With `hold`, the order is booked (visible to queries
+    /// and to the mrn check) only after it; the balance is debited at once (see `SimulatorState.book`).
+    func createPayoutOrder(_ fields: [String: String], hold: Duration?) async -> Result<SimOrder, GatewayRefusal> {
         for name in SignatureLayout.payoutRequest.fields + ["sign"] where fields[name] == nil {
             return .failure(GatewayRefusal(code: .invalidData, message: "missing field \(name)"))
         }
@@ -225,7 +246,7 @@ extension GatewaySimulator {
             ?? FieldRules.text("bankName", fields["bankName"]!) ?? FieldRules.text("accountName", fields["accountName"]!)
             ?? FieldRules.text("accountNumber", fields["accountNumber"]!)
         if let problem { return .failure(GatewayRefusal(code: .invalidData, message: problem.description)) }
-        let result: Result<SimOrder, GatewayRefusal> = state.withLock { state in
+        var result: Result<SimOrder, GatewayRefusal> = state.withLock { state in
             if state.orders[mrn] != nil {
                 return .failure(GatewayRefusal(code: .mrnDuplication, message: "mrn \(mrn) was used before"))
             }
@@ -238,9 +259,12 @@ extension GatewaySimulator {
                 callbackUrl: fields["callbackUrl"]!, bankName: fields["bankName"], accountName: fields["accountName"],
                 accountNumber: fields["accountNumber"], createdAt: .now
             )
-            state.orders[mrn] = order
-            state.orderIDs[order.id] = mrn
+            if hold == nil { state.book(order) }
             return .success(order)
+        }
+        if let hold, case .success(let order) = result {
+            try? await Task.sleep(for: hold)
+            result = .success(state.withLock { $0.book(order) })
         }
         if case .success(let order) = result, let delay = configuration.autoSettle {
             jobSink.yield(.settleLater(mrn: order.mrn, after: delay))
@@ -249,7 +273,7 @@ extension GatewaySimulator {
     }
 
     func query(_ request: Request, kind: OrderKind) async throws -> Response {
-        try await gatewayCall(request, path: kind.queryPath) { _ in
+        try await gatewayCall(request, path: kind.queryPath) { _, _ in
             let answer: QueryAnswer
             let pairs = (try? FormURLEncoding.decode(request.uri.query ?? "")) ?? []
             let fields = Dictionary(pairs.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })
@@ -336,9 +360,11 @@ extension GatewaySimulator {
         guard let kindText = object["kind"]?.stringValue, let kind = Fault.Kind(rawValue: kindText) else {
             return Self.controlError(.badRequest, "invalid_kind", "kind must be one of \(Fault.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let callbackKinds: Set<Fault.Kind> = [.duplicate, .badSignature, .delay]
-        let httpKinds: Set<Fault.Kind> = [.delay, .status, .drop, .garbage, .answer]
-        guard path == "callback" ? callbackKinds.contains(kind) : httpKinds.contains(kind) else {
+        let callbackKinds: Set<Fault.Kind> = [.duplicate, .badSignature, .delay, .drop]
+        let httpKinds: Set<Fault.Kind> = [.delay, .status, .drop, .garbage, .answer, .processedAnswer]
+        let createPaths: Set<String> = ["/api/Pay/Create", "/api/Payouts/Create"]
+        let applies = path == "callback" ? callbackKinds.contains(kind) : httpKinds.contains(kind) || (kind == .hold && createPaths.contains(path))
+        guard applies else {
             return Self.controlError(.badRequest, "invalid_kind", "kind \(kind.rawValue) does not apply to \(path)")
         }
         var remaining: Int?
@@ -349,13 +375,13 @@ extension GatewaySimulator {
             remaining = n
         }
         let fault = Fault(path: path, kind: kind, value: object["value"], remaining: remaining)
-        if kind == .delay, fault.delay == nil {
-            return Self.controlError(.badRequest, "invalid_value", "a delay needs value: milliseconds or a duration like \"2s\"")
+        if kind == .delay || kind == .hold, fault.delay == nil {
+            return Self.controlError(.badRequest, "invalid_value", "a \(kind.rawValue) needs value: milliseconds or a duration like \"2s\"")
         }
         if kind == .status, fault.value?.scalarText.flatMap({ Int($0) }).map({ (100...599).contains($0) }) != true {
             return Self.controlError(.badRequest, "invalid_value", "a status fault needs value: an HTTP status code")
         }
-        if kind == .answer, fault.value == nil || fault.value?.isNull == true {
+        if kind == .answer || kind == .processedAnswer, fault.value == nil || fault.value?.isNull == true {
             return Self.controlError(.badRequest, "invalid_value", "an answer fault needs value: the JSON to answer with")
         }
         state.withLock { $0.faults.append(fault) }

@@ -20,6 +20,9 @@ struct SimOrder: Sendable {
     var accountName: String?
     var accountNumber: String?
     var createdAt: ContinuousClock.Instant
+    /// How many creates were booked under this mrn: 1, unless a `hold` fault let a second create through the
+    /// mrn check (a payout booked twice is paid twice, and the balance is debited for each).
+    var bookings = 1
 
     func json() -> JSONValue {
         var members: [JSONValue.JSONMember] = [
@@ -30,6 +33,7 @@ struct SimOrder: Sendable {
             .init("status", .number(String(status.code))),
             .init("statusText", .string(statusText)),
             .init("callbackUrl", .string(callbackUrl)),
+            .init("bookings", .number(String(bookings))),
         ]
         if let channelId { members.append(.init("channelId", .number(String(channelId)))) }
         if let returnUrl { members.append(.init("returnUrl", .string(returnUrl))) }
@@ -58,12 +62,20 @@ struct Fault: Sendable {
         case delay
         /// Answer with HTTP status `value` and a short body, without processing the request.
         case status
-        /// Process the request, then close the connection without answering.
+        /// Process the request, then close the connection without answering. Callbacks: the next callback is
+        /// never sent (no retries).
         case drop
         /// Process the request, then answer 200 with a body that is not JSON.
         case garbage
         /// Answer 200 with `value` (any JSON document) without processing: e.g. an error code to provoke.
         case answer
+        /// Process the request (the order is booked), then answer 200 with `value` instead of the real answer:
+        /// a gateway that says "refused" (e.g. `system_busy`) for a create it took.
+        case processedAnswer = "processed_answer"
+        /// Creates only: the create is booked, but becomes visible to queries and to the mrn check only after
+        /// `value` (a duration), then answered. Meanwhile a second create with the same mrn is not refused and
+        /// is booked too: a gateway whose mrn check is not atomic.
+        case hold
         /// Callbacks only: send each callback twice.
         case duplicate
         /// Callbacks only: send a callback with a wrong signature (then, on retry, a correct one).
@@ -78,9 +90,16 @@ struct Fault: Sendable {
 
     var isCallbackFault: Bool { path == "callback" }
 
+    /// The duration of a `delay` or `hold` fault.
     var delay: Duration? {
-        guard kind == .delay, let text = value?.scalarText else { return nil }
+        guard kind == .delay || kind == .hold, let text = value?.scalarText else { return nil }
         return DurationText.parse(text)
+    }
+
+    /// How `GET /_sim/requests` names the fault a request met.
+    var summary: String {
+        guard let value, !value.isNull else { return kind.rawValue }
+        return "\(kind.rawValue) \(value.scalarText ?? value.jsonText)"
     }
 
     func json() -> JSONValue {
@@ -122,11 +141,14 @@ struct ReceivedRequest: Sendable {
     var contentType: String
     var body: String
     var at: String
+    /// The fault this request met, if any (e.g. `hold 2s`, `drop`).
+    var fault: String?
 
     func json() -> JSONValue {
         .object([
             "method": .string(method), "path": .string(path), "query": .string(query),
             "contentType": .string(contentType), "body": .string(body), "at": .string(at),
+            "fault": fault.map(JSONValue.string) ?? .null,
         ])
     }
 }
@@ -140,10 +162,12 @@ struct SimulatorState: Sendable {
     var faults: [Fault] = []
     var callbackLog: [CallbackAttempt] = []
     var received: [ReceivedRequest] = []
-    static let logLimit = 10_000
+    /// How many entries `callbackLog` and `received` keep (the newest).
+    var logLimit: Int
 
-    init(balanceFen: Int64) {
+    init(balanceFen: Int64, logLimit: Int = 10_000) {
         self.balanceFen = balanceFen
+        self.logLimit = logLimit
     }
 
     mutating func newOrderID() -> String {
@@ -163,12 +187,33 @@ struct SimulatorState: Sendable {
 
     mutating func record(_ request: ReceivedRequest) {
         received.append(request)
-        if received.count > Self.logLimit { received.removeFirst(received.count - Self.logLimit) }
+        if received.count > logLimit { received.removeFirst(received.count - logLimit) }
     }
 
     mutating func record(_ attempt: CallbackAttempt) {
         callbackLog.append(attempt)
-        if callbackLog.count > Self.logLimit { callbackLog.removeFirst(callbackLog.count - Self.logLimit) }
+        if callbackLog.count > logLimit { callbackLog.removeFirst(callbackLog.count - logLimit) }
+    }
+
+    /// Books `order` (a new one, or one more booking of its mrn), as a create's last step.
+    ///
+    /// A create is normally booked in the same critical section as its mrn check. Under a `hold` fault it is
+    /// booked only when the hold ends: if another create with the same mrn was booked meanwhile, this is a second
+    /// booking of that mrn (the gateway's check was not atomic). A booking that lands on an order already settled
+    /// takes its outcome: a failed payout refunds it at once.
+    @discardableResult
+    mutating func book(_ order: SimOrder) -> SimOrder {
+        guard var existing = orders[order.mrn] else {
+            orders[order.mrn] = order
+            orderIDs[order.id] = order.mrn
+            return order
+        }
+        existing.bookings += 1
+        if existing.kind == .payout, order.kind == .payout, existing.status == .failed {
+            balanceFen += order.amountFen
+        }
+        orders[order.mrn] = existing
+        return existing
     }
 
     enum SettleError: Error { case notFound, wrongKind, alreadySettled(GatewayOrderStatus) }
@@ -185,7 +230,7 @@ struct SimulatorState: Sendable {
             order.paidFen = fen
             balanceFen += fen
         case (.payout, false):
-            balanceFen += order.amountFen  // the hold is released
+            balanceFen += order.amountFen * Int64(order.bookings)  // the held amount of every booking is released
         default:
             break
         }

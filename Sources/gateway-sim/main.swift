@@ -44,6 +44,9 @@ struct GatewaySimCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: GATEWAY_SIM_LOG_LEVEL] (default: info)")
     var logLevel: String?
 
+    @Option(help: "How many requests and callback attempts /_sim/requests and /_sim/callbacks keep. [env: GATEWAY_SIM_LOG_LIMIT] (default: 10000)")
+    var logLimit: String?
+
     func run() async throws {
         let env = ProcessEnvironment.read()
         let configuration: SimulatorConfiguration
@@ -122,6 +125,12 @@ struct GatewaySimCommand: AsyncParsableCommand {
                 throw SettingError(setting: "GATEWAY_SIM_CALLBACK_RETRY", message: "'\(text)' is not a comma-separated list of durations")
             }
             configuration.callbackRetrySchedule = schedule
+        }
+        if let text = value(logLimit, "GATEWAY_SIM_LOG_LIMIT") {
+            guard let limit = Int(text), limit > 0 else {
+                throw SettingError(setting: "GATEWAY_SIM_LOG_LIMIT", message: "'\(text)' is not a positive whole number")
+            }
+            configuration.logLimit = limit
         }
         let levelText = value(logLevel, "GATEWAY_SIM_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {

@@ -31,6 +31,7 @@ struct ExecutableTests {
         ([], ["GATEWAY_SIM_SECRET_KEY_FILE": "/nonexistent/secret"], "GATEWAY_SIM_SECRET_KEY_FILE"),
         ([], ["GATEWAY_SIM_LOG_LEVEL": "loud"], "GATEWAY_SIM_LOG_LEVEL"),
         ([], ["GATEWAY_SIM_CALLBACK_RETRY": "1s,,2s"], "GATEWAY_SIM_CALLBACK_RETRY"),
+        (["--log-limit", "0"], [:], "GATEWAY_SIM_LOG_LIMIT"),
     ])
     func badSettings(arguments: [String], environment: [String: String], setting: String) throws {
         let result = try runToEnd(arguments, environment: environment)

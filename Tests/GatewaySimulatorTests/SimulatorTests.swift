@@ -244,7 +244,10 @@ struct SimulatorTests {
             #expect(again.status == 409)
             #expect(try jsonObject(again)["error"] as? String == "already_settled")
             #expect(try await sim.post("/_sim/faults", json: #"{"path":"/nope","kind":"drop"}"#).status == 400)
-            #expect(try await sim.post("/_sim/faults", json: #"{"path":"callback","kind":"drop"}"#).status == 400)
+            #expect(try await sim.post("/_sim/faults", json: #"{"path":"callback","kind":"garbage"}"#).status == 400)
+            #expect(try await sim.post("/_sim/faults", json: #"{"path":"/api/Payouts/Query","kind":"hold","value":"1s"}"#).status == 400, "hold applies to creates only")
+            #expect(try await sim.post("/_sim/faults", json: #"{"path":"/api/Payouts/Create","kind":"hold"}"#).status == 400, "hold needs a duration")
+            #expect(try await sim.post("/_sim/faults", json: #"{"path":"/api/Pay/Create","kind":"processed_answer"}"#).status == 400)
             #expect(try await sim.post("/_sim/faults", json: #"{"path":"/api/Pay/Create","kind":"delay"}"#).status == 400)
             #expect(try await sim.put("/_sim/balance", json: #"{"amount":"lots"}"#).status == 400)
             try await Task.sleep(for: .milliseconds(100))
@@ -260,6 +263,72 @@ struct SimulatorTests {
             #expect(await eventually { sim.receiver.requests.count == 2 })
             #expect(Set(sim.callbacks.compactMap { $0["mrn"] }) == ["D-auto", "P-auto"])
             #expect(try jsonObject(try await sim.get("/_sim/orders/D-auto"))["status"] as? Int == 1)
+        }
+    }
+
+    @Test("hold: a held payout is invisible to queries and to the mrn check; a second create meanwhile is booked too, and debited")
+    func holdBooksTwice() async throws {
+        try await withSimulator({ $0.balanceFen = 10_000 * 100 }) { sim in
+            // Long enough for the four calls below to fit in it on a loaded machine.
+            #expect(try await sim.post("/_sim/faults", json: #"{"path":"/api/Payouts/Create","kind":"hold","value":"3s","count":1}"#).status == 201)
+            async let held = sim.createPayout(mrn: "P-hold", amount: "300")
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try jsonObject(try await sim.query("payout", mrn: "P-hold"))["error"] as? String == "object_not_found", "still being processed: not found")
+            #expect(try await sim.get("/_sim/orders/P-hold").status == 404)
+            let second = try await sim.createPayout(mrn: "P-hold", amount: "300")
+            #expect(try jsonObject(second)["error"] as? String == "success", "the mrn check does not see the held create")
+            #expect(try jsonObject(try await held)["error"] as? String == "success", "answered once the hold is over")
+            let order = try jsonObject(try await sim.get("/_sim/orders/P-hold"))
+            #expect(order["bookings"] as? Int == 2)
+            #expect(try jsonObject(try await sim.get("/_sim/balance"))["amount"] as? String == "9400.00", "debited per booking")
+            #expect(try jsonObject(try await sim.createPayout(mrn: "P-hold", amount: "300"))["error"] as? String == "mrn_duplication", "visible now")
+            let listed = try jsonArray(try await sim.get("/_sim/orders"))
+            #expect(listed.first { $0["mrn"] as? String == "P-hold" }?["bookings"] as? Int == 2)
+            #expect(try await sim.post("/_sim/payouts/P-hold/fail", json: "").status == 200)
+            #expect(try jsonObject(try await sim.get("/_sim/balance"))["amount"] as? String == "10000.00", "every booking refunded")
+            let requests = try jsonArray(try await sim.get("/_sim/requests")).filter { $0["path"] as? String == "/api/Payouts/Create" }
+            #expect(requests.map { $0["fault"] as? String } == ["hold 3s", nil, nil])
+        }
+    }
+
+    @Test("hold on a deposit create: not found until the hold is over, then one booking")
+    func holdDeposit() async throws {
+        try await withSimulator { sim in
+            _ = try await sim.post("/_sim/faults", json: #"{"path":"/api/Pay/Create","kind":"hold","value":2000,"count":1}"#)
+            async let held = sim.createDeposit(mrn: "D-hold")
+            try await Task.sleep(for: .milliseconds(150))
+            #expect(try jsonObject(try await sim.query("deposit", mrn: "D-hold"))["error"] as? String == "object_not_found")
+            #expect(try jsonObject(try await held)["success"] as? Bool == true)
+            #expect(try jsonObject(try await sim.query("deposit", mrn: "D-hold"))["error"] as? String == "success")
+            #expect(try jsonObject(try await sim.get("/_sim/orders/D-hold"))["bookings"] as? Int == 1)
+        }
+    }
+
+    @Test("callback drop: the next callback is never sent nor retried; a query with callback=true sends it")
+    func callbackDrop() async throws {
+        try await withSimulator { sim in
+            #expect(try await sim.post("/_sim/faults", json: #"{"path":"callback","kind":"drop","count":1}"#).status == 201)
+            _ = try await sim.createPayout(mrn: "P-lost")
+            #expect(try await sim.post("/_sim/payouts/P-lost/complete", json: "").status == 200)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(sim.receiver.requests.isEmpty, "dropped: nothing sent, no retry")
+            let log = try jsonArray(try await sim.get("/_sim/callbacks"))
+            #expect(log.count == 1 && log.first?["accepted"] as? Bool == false && (log.first?["error"] as? String)?.contains("dropped") == true)
+            _ = try await sim.query("payout", mrn: "P-lost", callback: true)
+            #expect(await eventually { sim.receiver.requests.count == 1 })
+        }
+    }
+
+    @Test("processed_answer: the create is booked, yet answered with the fault's value (an undocumented refusal)")
+    func processedAnswer() async throws {
+        try await withSimulator { sim in
+            _ = try await sim.post("/_sim/faults", json: #"{"path":"/api/Payouts/Create","kind":"processed_answer","value":{"error":"system_busy","errorMessage":"busy"},"count":1}"#)
+            let answer = try await sim.createPayout(mrn: "P-busy")
+            #expect(answer.bodyText == #"{"error":"system_busy","errorMessage":"busy"}"#)
+            #expect(try jsonObject(try await sim.get("/_sim/orders/P-busy"))["status"] as? Int == 0, "booked all the same")
+            _ = try await sim.post("/_sim/faults", json: #"{"path":"/api/Payouts/Create","kind":"answer","value":{"error":"system_busy"},"count":1}"#)
+            _ = try await sim.createPayout(mrn: "P-busy-2")
+            #expect(try await sim.get("/_sim/orders/P-busy-2").status == 404, "answer (unlike processed_answer) books nothing")
         }
     }
 }
