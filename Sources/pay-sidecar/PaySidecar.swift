@@ -105,6 +105,8 @@ struct SettingOptions: ParsableArguments {
     @Option(name: .customLong("webhook-url"), help: help(.webhookURL)) var webhookURL: String?
     @Option(name: .customLong("webhook-secret"), help: help(.webhookSecret)) var webhookSecret: String?
     @Option(name: .customLong("webhook-secret-file"), help: fileHelp(.webhookSecret)) var webhookSecretFile: String?
+    @Option(name: .customLong("webhook-endpoints-file"), help: help(.webhookEndpointsFile)) var webhookEndpointsFile: String?
+    @Option(name: .customLong("endpoint-disable-after"), help: help(.endpointDisableAfter)) var endpointDisableAfter: String?
     @Option(name: .customLong("webhook-retry-schedule"), help: help(.webhookRetrySchedule)) var webhookRetrySchedule: String?
     @Option(name: .customLong("webhook-timeout"), help: help(.webhookTimeout)) var webhookTimeout: String?
     @Option(name: .customLong("database-url"), help: help(.databaseURL)) var databaseURL: String?
@@ -155,6 +157,7 @@ struct SettingOptions: ParsableArguments {
             (Setting.callbackListen.variable, callbackListen), (Setting.apiToken.variable, apiToken),
             (Setting.apiToken.fileVariable!, apiTokenFile), (Setting.webhookURL.variable, webhookURL),
             (Setting.webhookSecret.variable, webhookSecret), (Setting.webhookSecret.fileVariable!, webhookSecretFile),
+            (Setting.webhookEndpointsFile.variable, webhookEndpointsFile), (Setting.endpointDisableAfter.variable, endpointDisableAfter),
             (Setting.webhookRetrySchedule.variable, webhookRetrySchedule), (Setting.webhookTimeout.variable, webhookTimeout),
             (Setting.databaseURL.variable, databaseURL), (Setting.databasePassword.variable, databasePassword),
             (Setting.databasePassword.fileVariable!, databasePasswordFile), (Setting.databasePoolSize.variable, databasePoolSize),

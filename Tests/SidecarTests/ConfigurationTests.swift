@@ -3,7 +3,9 @@ import GatewayProtocol
 import LedgerPostgres
 import Logging
 import Foundation
+import Orders
 import Testing
+import Webhooks
 
 @testable import Sidecar
 
@@ -140,7 +142,7 @@ struct ConfigurationTests {
 
     @Test("every setting has a flag named after its variable")
     func flags() {
-        #expect(Setting.all.count == 32)
+        #expect(Set(Setting.all.map(\.variable)).count == Setting.all.count, "each setting once")
         #expect(Set(Setting.all.map(\.flag)).count == Setting.all.count)
         #expect(Setting.gatewayURL.flag == "--gateway-url")
         #expect(Setting.callbackAllowedIPs.flag == "--callback-allowed-ips")
@@ -176,6 +178,46 @@ struct ConfigurationTests {
         }
         #expect(throws: ConfigurationError("PAYSIDECAR_ALLOW_UNAUTHENTICATED_API", "'maybe' is not true or false")) {
             try load(env: required.merging(["PAYSIDECAR_ALLOW_UNAUTHENTICATED_API": "maybe"]) { $1 })
+        }
+    }
+
+    @Test("webhook endpoints from a JSON file: ids, URLs, secrets or secret files, type filters, enabled; every problem named")
+    func endpointsFile() throws {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        let file = #"{"endpoints":[{"id":"billing","url":"http://127.0.0.1:9/in?token=t","secret":"\#(secret)","types":["deposit.*","*.flagged"]},{"id":"ledger-2","url":"https://l.example/h","secretFile":"s/ledger","enabled":false}]}"#
+        let files = ["/etc/hooks/endpoints.json": file, "/etc/hooks/s/ledger": secret]
+        let c = try load(env: required.merging(["PAYSIDECAR_WEBHOOK_ENDPOINTS_FILE": "/etc/hooks/endpoints.json"]) { $1 }, files: files)
+        #expect(c.webhookEndpoints.map(\.id) == ["billing", "ledger-2"])
+        #expect(c.webhookEndpoints[0].accepts(.depositSucceeded) && c.webhookEndpoints[0].accepts(.payoutFlagged) && !c.webhookEndpoints[0].accepts(.payoutSucceeded))
+        #expect(c.webhookEndpoints[1].types == nil && !c.webhookEndpoints[1].enabled && c.webhookEndpoints[1].secret == WebhookSecret(secret))
+        #expect(c.secretFiles.contains("/etc/hooks/endpoints.json") && c.secretFiles.contains("/etc/hooks/s/ledger"), "watched for changes")
+        // PAYSIDECAR_WEBHOOK_URL is the one-endpoint shorthand.
+        let short = try load(env: required.merging(["PAYSIDECAR_WEBHOOK_URL": "http://127.0.0.1:9/hooks", "PAYSIDECAR_WEBHOOK_SECRET": secret]) { $1 })
+        #expect(short.webhookEndpoints.map(\.id) == ["default"] && short.webhookEndpoints[0].types == nil)
+        let bad: [(String, String)] = [
+            (#"{"endpoints":[]}"#, "lists no endpoint"),
+            (#"{"endpoints":[{"id":"Bad Id","url":"http://x/","secret":"\#(secret)"}]}"#, "'id' must be"),
+            (#"{"endpoints":[{"id":"a","url":"ftp://x/","secret":"\#(secret)"}]}"#, "'url'"),
+            (#"{"endpoints":[{"id":"a","url":"http://x/","secret":"nope"}]}"#, "whsec_"),
+            (#"{"endpoints":[{"id":"a","url":"http://x/"}]}"#, "exactly one of 'secret' and 'secretFile'"),
+            (#"{"endpoints":[{"id":"a","url":"http://x/","secret":"\#(secret)","types":["refund.*"]}]}"#, "'refund.*' is not an event type pattern"),
+            (#"{"endpoints":[{"id":"a","url":"http://x/","secret":"\#(secret)","colour":"red"}]}"#, "'colour' is not a known field"),
+            (#"{"endpoints":[{"id":"a","url":"http://x/","secret":"\#(secret)"},{"id":"a","url":"http://y/","secret":"\#(secret)"}]}"#, "appears twice"),
+            (#"{"endpoints":[{"id":"notify_url","url":"http://x/","secret":"\#(secret)"}]}"#, "reserved"),
+            ("not json", "not a JSON object"),
+        ]
+        for (text, message) in bad {
+            do {
+                _ = try load(env: required.merging(["PAYSIDECAR_WEBHOOK_ENDPOINTS_FILE": "/e.json"]) { $1 }, files: ["/e.json": text])
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.setting == "PAYSIDECAR_WEBHOOK_ENDPOINTS_FILE" && error.message.contains(message), "\(error)")
+                #expect(!error.message.contains("MfKQ9r8"), "never the secret")
+            }
+        }
+        #expect(throws: ConfigurationError.self) {
+            try load(env: required.merging(["PAYSIDECAR_WEBHOOK_ENDPOINTS_FILE": "/e.json", "PAYSIDECAR_WEBHOOK_URL": "http://x/", "PAYSIDECAR_WEBHOOK_SECRET": secret]) { $1 },
+                     files: ["/e.json": file])
         }
     }
 

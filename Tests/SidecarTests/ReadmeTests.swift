@@ -14,7 +14,7 @@ struct ReadmeTests {
             let cells = line.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             let variableCell = cells[1]
             let variable = variableCell.split(separator: "`")[0]
-            return (String(variable), variableCell.contains("_FILE"), cells[2].replacingOccurrences(of: "`", with: ""),
+            return (String(variable), variableCell.contains("/ `_FILE`"), cells[2].replacingOccurrences(of: "`", with: ""),
                     cells[3].replacingOccurrences(of: "`", with: ""))
         }
     }

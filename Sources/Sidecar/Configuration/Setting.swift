@@ -32,6 +32,8 @@ extension Setting {
     public static let apiToken = Setting("PAYSIDECAR_API_TOKEN", secret: true, "When set, internal callers must send Authorization: Bearer <token>")
     public static let webhookURL = Setting("PAYSIDECAR_WEBHOOK_URL", "Default internal webhook target")
     public static let webhookSecret = Setting("PAYSIDECAR_WEBHOOK_SECRET", secret: true, "Standard Webhooks secret, whsec_ + base64 (required with WEBHOOK_URL)")
+    public static let webhookEndpointsFile = Setting("PAYSIDECAR_WEBHOOK_ENDPOINTS_FILE", "A JSON file of webhook endpoints (id, url, secret or secretFile, types, enabled), reloaded on SIGHUP or a change; instead of PAYSIDECAR_WEBHOOK_URL")
+    public static let endpointDisableAfter = Setting("PAYSIDECAR_ENDPOINT_DISABLE_AFTER", default: "120h", "A webhook endpoint that has failed every attempt for this long is disabled until re-enabled (its deliveries are kept)")
     public static let webhookRetrySchedule = Setting("PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE", default: "5s,5m,30m,2h,5h,10h,10h", "Delays between webhook attempts after the first")
     public static let webhookTimeout = Setting("PAYSIDECAR_WEBHOOK_TIMEOUT", default: "15s", "Per-attempt webhook timeout")
     public static let databaseURL = Setting("PAYSIDECAR_DATABASE_URL", default: "sqlite://pay-sidecar.db", "sqlite:///abs/path.db, sqlite://rel.db or postgres://user:password@host:5432/database?sslmode=...")
@@ -59,7 +61,7 @@ extension Setting {
     /// Every setting, in the contract's order (PAYSIDECAR_TRUSTED_PROXIES is ours, next to the allowlist it refines).
     public static let all: [Setting] = [
         .gatewayURL, .appKey, .secretKey, .publicURL, .listen, .callbackListen, .apiToken, .webhookURL, .webhookSecret,
-        .webhookRetrySchedule, .webhookTimeout, .databaseURL, .databasePassword, .databasePoolSize, .databaseTimeout, .callbackAllowedIPs, .trustedProxies, .gatewayTimeout, .reconcileAfter,
+        .webhookEndpointsFile, .endpointDisableAfter, .webhookRetrySchedule, .webhookTimeout, .databaseURL, .databasePassword, .databasePoolSize, .databaseTimeout, .callbackAllowedIPs, .trustedProxies, .gatewayTimeout, .reconcileAfter,
         .reconcileHorizon, .resendAfter, .journalRetention, .tombstoneRetention, .eventRetention, .unknownOrderCallbacks, .secretGracePeriod,
         .headerTimeout, .idleTimeout, .maxConnections, .allowUnauthenticatedAPI,
         .logLevel, .logFormat,

@@ -39,6 +39,10 @@ public struct SidecarConfiguration: Sendable {
     public var apiToken: Secret?
     public var webhookURL: String?
     public var webhookSecret: WebhookSecret?
+    /// Where webhooks go: the endpoints file's, or PAYSIDECAR_WEBHOOK_URL as the endpoint `default`.
+    public var webhookEndpoints: [WebhookEndpoint]
+    /// An endpoint failing every attempt for this long is disabled.
+    public var endpointDisableAfter: Duration
     public var webhookRetrySchedule: [Duration]
     public var webhookTimeout: Duration
     public var database: DatabaseLocation
@@ -116,6 +120,23 @@ public struct SidecarConfiguration: Sendable {
             }
             webhookSecret = parsed
         }
+        var webhookEndpoints: [WebhookEndpoint] = []
+        if let path = try reader.optional(.webhookEndpointsFile) {
+            guard webhookURL == nil else {
+                throw ConfigurationError(Setting.webhookEndpointsFile.variable, "set either it or \(Setting.webhookURL.variable) (the one-endpoint shorthand), not both")
+            }
+            guard let text = readFile(path) else { throw ConfigurationError(Setting.webhookEndpointsFile.variable, "cannot read \(path)") }
+            let folder = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            var read: [String] = [path]
+            webhookEndpoints = try WebhookEndpointsFile.parse(text, folder: folder.isEmpty ? "." : folder) { file in
+                read.append(file)
+                return readFile(file)
+            }
+            reader.filesRead += read
+        } else if let webhookURL, let webhookSecret {
+            webhookEndpoints = [WebhookEndpoint(id: WebhookEndpoint.defaultID, url: webhookURL, secret: webhookSecret)]
+        }
+        let endpointDisableAfter = try reader.duration(.endpointDisableAfter)
         let schedule = try reader.durationList(.webhookRetrySchedule)
         let webhookTimeout = try reader.duration(.webhookTimeout)
         let database = try reader.database(.databaseURL)
@@ -151,6 +172,7 @@ public struct SidecarConfiguration: Sendable {
         return SidecarConfiguration(
             gatewayURL: gatewayURL, appKey: appKey, secretKey: secretKey, publicURL: publicURL, listen: listen,
             callbackListen: callbackListen, apiToken: apiToken, webhookURL: webhookURL, webhookSecret: webhookSecret,
+            webhookEndpoints: webhookEndpoints, endpointDisableAfter: endpointDisableAfter,
             webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, database: database, callbackAllowedIPs: allowed, trustedProxies: trustedProxies,
             gatewayTimeout: gatewayTimeout, reconcileAfter: reconcileAfter, reconcileHorizon: reconcileHorizon, resendAfter: resendAfter,
             journalRetention: journalRetention, tombstoneRetention: tombstoneRetention, eventRetention: eventRetention,
