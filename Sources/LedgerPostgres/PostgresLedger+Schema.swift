@@ -135,6 +135,11 @@ extension PostgresLedger {
             )
             """,
         ]),
+        // Claims are renewed while an attempt runs; the owner tells whose an attempt's claim still is when it comes
+        // back (`AttemptSettlement`).
+        Migration(version: 2, name: "outbox claims name their owner", statements: [
+            "ALTER TABLE outbox_events ADD COLUMN claimed_by TEXT",
+        ]),
     ]
 
     /// Applies the migrations this database lacks, in one transaction, and returns their versions.

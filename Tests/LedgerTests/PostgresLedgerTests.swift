@@ -140,6 +140,47 @@ struct PostgresLedgerTests {
         }
     }
 
+    @Test("a replica's claim that ran out is taken by another: the first can no longer renew it, and both finishing attempt 1 at once count it once")
+    func takenOverClaims() async throws {
+        try await withReplicas { (a: PostgresLedger, b: PostgresLedger) async throws in
+            #expect(a.claimOwner != b.claimOwner)
+            let count = 24
+            let ids = (0..<count).map { "evt_over_\($0)" }
+            #expect(try await a.commit(JournalWrite(events: ids.map { event($0, mrn: "P-\($0)", at: 1) })) == .committed)
+            #expect(try await a.claimDueEvents(now: 10, lease: 100, limit: count, excluding: []).count == count)
+            #expect(try await b.claimDueEvents(now: 109, lease: 100, limit: count, excluding: []).isEmpty, "a's until 110")
+            #expect(try await b.claimDueEvents(now: 110, lease: 1000, limit: count, excluding: []).count == count, "a stalled past its lease")
+            #expect(try await a.renewEventClaims(ids: Set(ids), until: 2000).isEmpty, "b's now")
+            #expect(try await b.renewEventClaims(ids: Set(ids), until: 2000) == Set(ids))
+            // Both made attempt 1 of every event; they come back at once with different answers (a: 2xx on even events).
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (n, id) in ids.enumerated() {
+                    group.addTask {
+                        let delivered = n % 2 == 0
+                        try await a.finishAttempt(DeliveryAttempt(eventID: id, attempt: 1, url: "http://x", statusCode: delivered ? 200 : 500, error: nil,
+                                                                  durationMillis: 1, at: 50), next: delivered ? .delivered : .retry(at: 5000))
+                    }
+                    group.addTask {
+                        try await b.finishAttempt(DeliveryAttempt(eventID: id, attempt: 1, url: "http://x", statusCode: 503, error: nil, durationMillis: 1, at: 150),
+                                                  next: .retry(at: 3000))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for (n, id) in ids.enumerated() {
+                let (event, attempts) = try #require(try await b.event(id: id))
+                #expect(attempts.count == 2 && event.attempts == 1, "\(id): two requests, one slot: \(event)")
+                if n % 2 == 0 {
+                    #expect(event.status == .delivered, "\(id): a's 2xx is kept whichever finished first")
+                } else {
+                    #expect(event.status == .pending && event.nextAttemptAt == 3000, "\(id): b's claim decides the retry: \(event)")
+                }
+            }
+            #expect(try await a.claimDueEvents(now: 2999, lease: 100, limit: count, excluding: []).isEmpty, "b's claims were released by its finish")
+            #expect(try await a.claimDueEvents(now: 3000, lease: 100, limit: count, excluding: []).count == count / 2)
+        }
+    }
+
     @Test("replicas opening a new database at the same moment migrate it once")
     func migrationsOnce() async throws {
         try await PostgresTestDatabase.withFreshDatabase { (url: String) async throws in
