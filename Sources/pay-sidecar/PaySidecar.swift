@@ -105,6 +105,7 @@ struct SettingOptions: ParsableArguments {
     @Option(name: .customLong("webhook-secret-file"), help: fileHelp(.webhookSecret)) var webhookSecretFile: String?
     @Option(name: .customLong("webhook-retry-schedule"), help: help(.webhookRetrySchedule)) var webhookRetrySchedule: String?
     @Option(name: .customLong("webhook-timeout"), help: help(.webhookTimeout)) var webhookTimeout: String?
+    @Option(name: .customLong("webhook-lease"), help: help(.webhookLease)) var webhookLease: String?
     @Option(name: .customLong("database-url"), help: help(.databaseURL)) var databaseURL: String?
     @Option(name: .customLong("database-password"), help: help(.databasePassword)) var databasePassword: String?
     @Option(name: .customLong("database-password-file"), help: fileHelp(.databasePassword)) var databasePasswordFile: String?
@@ -154,6 +155,7 @@ struct SettingOptions: ParsableArguments {
             (Setting.apiToken.fileVariable!, apiTokenFile), (Setting.webhookURL.variable, webhookURL),
             (Setting.webhookSecret.variable, webhookSecret), (Setting.webhookSecret.fileVariable!, webhookSecretFile),
             (Setting.webhookRetrySchedule.variable, webhookRetrySchedule), (Setting.webhookTimeout.variable, webhookTimeout),
+            (Setting.webhookLease.variable, webhookLease),
             (Setting.databaseURL.variable, databaseURL), (Setting.databasePassword.variable, databasePassword),
             (Setting.databasePassword.fileVariable!, databasePasswordFile), (Setting.databasePoolSize.variable, databasePoolSize),
             (Setting.databaseTimeout.variable, databaseTimeout), (Setting.callbackAllowedIPs.variable, callbackAllowedIPs),

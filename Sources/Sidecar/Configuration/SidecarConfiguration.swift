@@ -41,6 +41,8 @@ public struct SidecarConfiguration: Sendable {
     public var webhookSecret: WebhookSecret?
     public var webhookRetrySchedule: [Duration]
     public var webhookTimeout: Duration
+    /// How long a claim on an event being delivered lasts unless renewed.
+    public var webhookLease: Duration
     public var database: DatabaseLocation
     /// nil: callbacks from any address.
     public var callbackAllowedIPs: [IPRange]?
@@ -118,6 +120,11 @@ public struct SidecarConfiguration: Sendable {
         }
         let schedule = try reader.durationList(.webhookRetrySchedule)
         let webhookTimeout = try reader.duration(.webhookTimeout)
+        let webhookLease = try reader.duration(.webhookLease)
+        // Renewed every third of it: shorter would ask the database for renewals faster than a loaded one answers.
+        guard webhookLease >= .seconds(1) else {
+            throw ConfigurationError(Setting.webhookLease.variable, "'\(DurationText.format(webhookLease))' is shorter than 1s")
+        }
         let database = try reader.database(.databaseURL)
         let allowed = try reader.ipRanges(.callbackAllowedIPs)
         let trustedProxies = try reader.ipRanges(.trustedProxies)
@@ -151,7 +158,7 @@ public struct SidecarConfiguration: Sendable {
         return SidecarConfiguration(
             gatewayURL: gatewayURL, appKey: appKey, secretKey: secretKey, publicURL: publicURL, listen: listen,
             callbackListen: callbackListen, apiToken: apiToken, webhookURL: webhookURL, webhookSecret: webhookSecret,
-            webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, database: database, callbackAllowedIPs: allowed, trustedProxies: trustedProxies,
+            webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, webhookLease: webhookLease, database: database, callbackAllowedIPs: allowed, trustedProxies: trustedProxies,
             gatewayTimeout: gatewayTimeout, reconcileAfter: reconcileAfter, reconcileHorizon: reconcileHorizon, resendAfter: resendAfter,
             journalRetention: journalRetention, tombstoneRetention: tombstoneRetention, eventRetention: eventRetention,
             headerTimeout: headerTimeout, idleTimeout: idleTimeout, maxConnections: maxConnections, acceptUnknownOrderCallbacks: unknownText == "accept", secretGracePeriod: grace,
