@@ -221,7 +221,9 @@ public final class GatewaySimulator: Service, Sendable {
         return accepted
     }
 
+    /// RFC 3339 in UTC with milliseconds: the logs' times must tell apart requests less than a second apart (two
+    /// replicas querying one order, say).
     static func now() -> String {
-        Date().ISO8601Format()
+        Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 }

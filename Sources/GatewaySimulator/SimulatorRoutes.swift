@@ -68,12 +68,13 @@ extension GatewaySimulator {
     /// Records the call, applies any fault for `path`, and otherwise answers with `process`.
     func gatewayCall(_ request: Request, path: String, process: ([UInt8]) async -> Response) async throws -> Response {
         let body = try await Self.collect(request, limit: configuration.maxBodySize)
-        state.withLock {
+        let number = state.withLock {
             $0.record(ReceivedRequest(
                 method: request.method.rawValue, path: path, query: request.uri.query ?? "",
                 contentType: request.headers[.contentType] ?? "", body: String(decoding: body, as: UTF8.self), at: Self.now()
             ))
         }
+        defer { state.withLock { $0.answered(number, at: Self.now()) } }
         let fault = state.withLock { $0.takeFault(path: path, kinds: [.delay, .status, .drop, .garbage, .answer]) }
         if let fault { logger.info("fault injected", metadata: ["path": "\(path)", "kind": "\(fault.kind.rawValue)"]) }
         if let fault, fault.kind == .status {

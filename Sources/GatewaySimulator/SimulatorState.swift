@@ -122,11 +122,17 @@ struct ReceivedRequest: Sendable {
     var contentType: String
     var body: String
     var at: String
+    /// When its answer was handed back (after any injected delay); nil while it is being answered. With `at`, the
+    /// time the request was in the gateway's hands: what tells whether two callers had the same order in hand at once.
+    var answeredAt: String? = nil
+    /// Numbers the requests in arrival order, to find one again when it is answered.
+    var number = 0
 
     func json() -> JSONValue {
         .object([
             "method": .string(method), "path": .string(path), "query": .string(query),
             "contentType": .string(contentType), "body": .string(body), "at": .string(at),
+            "answeredAt": answeredAt.map(JSONValue.string) ?? .null,
         ])
     }
 }
@@ -140,6 +146,7 @@ struct SimulatorState: Sendable {
     var faults: [Fault] = []
     var callbackLog: [CallbackAttempt] = []
     var received: [ReceivedRequest] = []
+    var receivedCount = 0
     static let logLimit = 10_000
 
     init(balanceFen: Int64) {
@@ -161,9 +168,20 @@ struct SimulatorState: Sendable {
         return fault
     }
 
-    mutating func record(_ request: ReceivedRequest) {
-        received.append(request)
+    /// Logs `request`; returns its number for `answered`.
+    @discardableResult
+    mutating func record(_ request: ReceivedRequest) -> Int {
+        receivedCount += 1
+        var numbered = request
+        numbered.number = receivedCount
+        received.append(numbered)
         if received.count > Self.logLimit { received.removeFirst(received.count - Self.logLimit) }
+        return receivedCount
+    }
+
+    /// Notes when request `number` was answered (searched from the newest: it is recent).
+    mutating func answered(_ number: Int, at time: String) {
+        if let index = received.lastIndex(where: { $0.number == number }) { received[index].answeredAt = time }
     }
 
     mutating func record(_ attempt: CallbackAttempt) {
