@@ -142,6 +142,9 @@ extension PostgresLedger {
         ]),
     ]
 
+    /// The schema versions this build knows, oldest first.
+    public static var schemaVersions: [Int] { migrations.map(\.version) }
+
     /// Applies the migrations this database lacks, in one transaction, and returns their versions.
     ///
     /// The transaction first takes an advisory lock (transaction-scoped: it goes with the COMMIT or ROLLBACK, never
