@@ -24,7 +24,7 @@ struct PaySidecar: AsyncParsableCommand {
             callbacks arrive on a separate listener (PAYSIDECAR_CALLBACK_LISTEN).
             Every option also reads its environment variable; a flag wins. Secrets also read <NAME>_FILE.
             """,
-        subcommands: [Serve.self, Demo.self, Sign.self, VerifyCallback.self, Events.self, Secrets.self, HealthCheck.self],
+        subcommands: [Serve.self, Demo.self, Sign.self, VerifyCallback.self, Events.self, Secrets.self, HealthCheck.self, MigrateLedger.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -181,6 +181,21 @@ extension SidecarConfiguration {
     }
 }
 
+extension SidecarConfiguration {
+    /// `url` read as `serve` reads PAYSIDECAR_DATABASE_URL, with the other database settings (the password, the pool
+    /// size, the timeout) from `flags`, the environment and files: for the command-line tools. Errors name
+    /// PAYSIDECAR_DATABASE_URL (or the setting at fault) and never the password.
+    public static func database(
+        url: String, flags: [String: String], environment: [String: String],
+        readFile: @escaping @Sendable (String) -> String? = ProcessEnvironment.readTrimmedFile
+    ) throws(ConfigurationError) -> DatabaseLocation {
+        var withURL = flags
+        withURL[Setting.databaseURL.variable] = url
+        var reader = SettingReader(flags: withURL, environment: environment, readFile: readFile)
+        return try reader.database(.databaseURL)
+    }
+}
+
 /// Resolves each setting from flags, the environment, files and defaults.
 struct SettingReader {
     let flags: [String: String]
