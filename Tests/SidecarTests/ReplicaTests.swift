@@ -175,6 +175,73 @@ struct ReplicaTests {
         }
     }
 
+    @Test("""
+        the compose example's proxy (examples/nginx-callbacks.conf) in front of two replicas: one callback address for both, the \
+        gateway's address forwarded in place of any claimed one, callbacks still taken when one replica stops (where nginx is installed)
+        """)
+    func callbackProxy() async throws {
+        guard let nginx = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            print("nginx is not installed: the example proxy was not run")
+            return
+        }
+        let settings = ["PAYSIDECAR_TRUSTED_PROXIES": "127.0.0.1", "PAYSIDECAR_CALLBACK_ALLOWED_IPS": "127.0.0.1"]
+        try await withReplicaSet(count: 2, settings: settings) { (replicas: ReplicaSet) async throws in
+            try await replicas.start()
+            // The example as shipped, its upstream names and listen port replaced by this test's loopback ports.
+            let folder = try temporaryFolder("nginx")
+            let port = try await uniqueTestPort()
+            var site = try String(contentsOf: examplesFolder.appendingPathComponent("nginx-callbacks.conf"), encoding: .utf8)
+            for (index, name) in ["sidecar-a:8081", "sidecar-b:8081"].enumerated() {
+                site = site.replacingOccurrences(of: name, with: replicas.processes[index].callbacks.replacingOccurrences(of: "http://", with: ""))
+            }
+            site = site.replacingOccurrences(of: "listen 8081;", with: "listen 127.0.0.1:\(port);")
+            try site.write(to: folder.appendingPathComponent("site.conf"), atomically: true, encoding: .utf8)
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent("logs"), withIntermediateDirectories: true)
+            try """
+                worker_processes 1;
+                pid \(folder.path)/nginx.pid;
+                error_log \(folder.path)/logs/error.log;
+                events {}
+                http {
+                    access_log off;
+                    client_body_temp_path \(folder.path)/body;
+                    proxy_temp_path \(folder.path)/proxy;
+                    include \(folder.path)/site.conf;
+                }
+                """.write(to: folder.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
+            let proxy = try ChildProcess(nginx, ["-p", folder.path, "-c", folder.appendingPathComponent("nginx.conf").path, "-g", "daemon off;"],
+                                         environment: [:], output: folder.appendingPathComponent("logs/stdout.log").path)
+            defer {
+                proxy.signal(SIGTERM)
+                proxy.wait()
+            }
+            let address = "http://127.0.0.1:\(port)"
+            let up = await eventually { (try? await replicas.client.execute(CurlRequest(url: address + "/healthz")))?.status == 200 }
+            try #require(up, "nginx did not start: \((try? String(contentsOf: folder.appendingPathComponent("logs/error.log"), encoding: .utf8)) ?? "")")
+            let gateway = ReplicaEndpoints(client: replicas.client, gateway: replicas.gateway, api: replicas.processes[0].api, callbackListener: address,
+                                           receiver: replicas.receiver)
+            #expect(try await replicas.client.execute(CurlRequest(url: address + "/v1/events")).status == 404, "nothing but callbacks through the proxy")
+
+            let mrns = (0..<6).map { "D-proxy-\($0)" }
+            for mrn in mrns { try await replicas[0].createDeposit(mrn) }
+            // A forged X-Forwarded-For from the caller is replaced by the proxy with the caller's own address (allowed);
+            // sent straight to a replica, which trusts 127.0.0.1 as a proxy, the same header is believed and refused.
+            let forged = [("Content-Type", "application/x-www-form-urlencoded"), ("X-Forwarded-For", "203.0.113.9")]
+            for mrn in mrns.prefix(4) {
+                #expect(try await gateway.callback("deposit", depositCallbackForm(mrn: mrn), headers: forged).bodyText == "success", "\(mrn) through the proxy")
+            }
+            #expect(try await replicas[1].callback("deposit", depositCallbackForm(mrn: mrns[4]), headers: forged).status == 403)
+            // nginx takes turns: both replicas took callbacks.
+            for process in replicas.processes { #expect(process.log.contains("callback accepted"), "each replica took callbacks") }
+            // One replica stops; the same address still takes every callback.
+            #expect(await replicas.processes[1].signal(SIGTERM) == .exited(0))
+            for mrn in mrns.suffix(2) {
+                #expect(try await gateway.callback("deposit", depositCallbackForm(mrn: mrn)).bodyText == "success", "\(mrn) with one replica left")
+            }
+            #expect(try await eventually { try await replicas[0].allEvents("&type=deposit.succeeded").count == 6 }, "each deposit settled once")
+        }
+    }
+
     @Test("the database goes away: /readyz and requests answer 503 within the timeout, /healthz stays 200, nothing crashes")
     func outage() async throws {
         try await PostgresTestDatabase.withFreshDatabase { (url: String) async throws in
