@@ -25,7 +25,7 @@ struct MigrateLedgerTests {
             let target = replicas.database.replacingOccurrences(of: "://postgres@", with: "://postgres:\(password)@")
             try #require(target.contains(password), "the test server's URL names the user postgres: \(replicas.database)")
             let sqliteSettings = [
-                "PAYSIDECAR_GATEWAY_URL": replicas.gateway, "PAYSIDECAR_DATABASE_URL": sqlite, "PAYSIDECAR_GATEWAY_TIMEOUT": "1s",
+                "PAYSIDECAR_GATEWAY_URL": replicas.gateway, "PAYSIDECAR_DATABASE_URL": sqlite, "PAYSIDECAR_GATEWAY_TIMEOUT": "2s",
                 "PAYSIDECAR_LOG_LEVEL": "debug",
             ]
             func endpoints(_ process: SidecarProcess) -> ReplicaEndpoints {
@@ -64,8 +64,8 @@ struct MigrateLedgerTests {
             })
             let pending = try await two.allEvents("&status=pending")
             let pendingIDs = Set(pending.compactMap { $0["id"] as? String })
-            // Last, a create whose outcome is unknown (the gateway answers after the sidecar's 1 s): followed by query.
-            try await two.addFault(#"{"path":"/api/Pay/Create","kind":"delay","value":"1500ms","count":1}"#)
+            // Last, a create whose outcome is unknown (the gateway answers after the sidecar's 2 s): followed by query.
+            try await two.addFault(#"{"path":"/api/Pay/Create","kind":"delay","value":"3s","count":1}"#)
             let unknown = try await two.post("/v1/deposits", json: #"{"mrn":"D-unknown","amount":"100","channelId":2,"returnUrl":"https://shop.example/r"}"#)
             #expect(unknown.status == 504 && (try? object(unknown)["orderStatus"] as? String) == "unknown", "\(unknown.status) \(unknown.bodyText)")
 
@@ -93,7 +93,7 @@ struct MigrateLedgerTests {
             #expect(try await eventually(timeout: .seconds(20)) { try await pg.allEvents("&status=pending").isEmpty }, "the pending events delivered")
             let delivered = Set(replicas.receiver.requests.filter { $0.receivedAt > copiedAt }.compactMap { $0.header("webhook-id") })
             #expect(delivered.isSuperset(of: pendingIDs), "with the ids they had: \(pendingIDs.subtracting(delivered))")
-            // The unknown order, paid meanwhile: the reconciler finds it when its next query comes (3 s after its create).
+            // The unknown order, paid meanwhile: the reconciler finds it when its next query comes (3 s after the create timed out).
             #expect(try await eventually(timeout: .seconds(30)) { try await pg.allEvents("&mrn=D-unknown&type=deposit.succeeded").count == 1 },
                     "the unknown order reconciled")
             let text = try await pg.get("/metrics").bodyText

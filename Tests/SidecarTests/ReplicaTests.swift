@@ -76,10 +76,11 @@ struct ReplicaTests {
         deliveries pending the survivor delivers them all, each with its original webhook-id, nothing acknowledged lost
         """)
     func killedReplica() async throws {
-        // The receiver holds its answers for a minute; attempts wait 30 s for them; claims last 3 s unless renewed.
-        let settings = ["PAYSIDECAR_WEBHOOK_LEASE": "3s", "PAYSIDECAR_WEBHOOK_TIMEOUT": "30s"]
+        // The receiver holds its answers for two minutes; attempts wait 90 s for them (longer than this test, however
+        // slow the machine); claims last 3 s unless renewed.
+        let settings = ["PAYSIDECAR_WEBHOOK_LEASE": "3s", "PAYSIDECAR_WEBHOOK_TIMEOUT": "90s"]
         try await withReplicaSet(count: 2, settings: settings) { (replicas: ReplicaSet) async throws in
-            replicas.receiverAnswers.setFallback(TestHTTPResponse(status: 200, text: "too late", delay: .seconds(60)))
+            replicas.receiverAnswers.setFallback(TestHTTPResponse(status: 200, text: "too late", delay: .seconds(120)))
             try await replicas.start([0])
             let (a, b) = (replicas[0], replicas[1])
             let mrns = (0..<20).map { "D-kill-\($0)" }
@@ -117,8 +118,8 @@ struct ReplicaTests {
     func reconciledOnce() async throws {
         let count = 30
         let settings = [
-            // Creates time out (the gateway holds them 1.5 s): each order is journaled unknown and followed by query.
-            "PAYSIDECAR_GATEWAY_TIMEOUT": "1s",
+            // Creates time out (the gateway holds them 3 s): each order is journaled unknown and followed by query.
+            "PAYSIDECAR_GATEWAY_TIMEOUT": "2s",
             "PAYSIDECAR_RECONCILE_AFTER": "300ms",
             // The gateway's callbacks go nowhere: the orders are settled by the reconcilers' queries.
             "PAYSIDECAR_PUBLIC_URL": "http://127.0.0.1:9",
@@ -126,7 +127,7 @@ struct ReplicaTests {
         try await withReplicaSet(count: 3, settings: settings) { (replicas: ReplicaSet) async throws in
             try await replicas.start()
             let mrns = (0..<count).map { "P-rec-\($0)" }
-            try await replicas[0].addFault(#"{"path":"/api/Payouts/Create","kind":"delay","value":"1500ms","count":\#(count)}"#)
+            try await replicas[0].addFault(#"{"path":"/api/Payouts/Create","kind":"delay","value":"3s","count":\#(count)}"#)
             // Each query is held 150 ms, so that two replicas querying one order at once would show in the log.
             try await replicas[0].addFault(#"{"path":"/api/Payouts/Query","kind":"delay","value":"150ms"}"#)
             try await withThrowingTaskGroup(of: Void.self) { group in
