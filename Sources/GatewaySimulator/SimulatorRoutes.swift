@@ -69,15 +69,16 @@ extension GatewaySimulator {
     /// hold of a `hold` fault (nil without one).
     func gatewayCall(_ request: Request, path: String, process: ([UInt8], Duration?) async -> Response) async throws -> Response {
         let body = try await Self.collect(request, limit: configuration.maxBodySize)
-        let fault = state.withLock { state in
+        let (fault, number) = state.withLock { state in
             let fault = state.takeFault(path: path, kinds: [.delay, .status, .drop, .garbage, .answer, .processedAnswer, .hold])
-            state.record(ReceivedRequest(
+            let number = state.record(ReceivedRequest(
                 method: request.method.rawValue, path: path, query: request.uri.query ?? "",
                 contentType: request.headers[.contentType] ?? "", body: String(decoding: body, as: UTF8.self), at: Self.now(),
                 fault: fault?.summary
             ))
-            return fault
+            return (fault, number)
         }
+        defer { state.withLock { $0.answered(number, at: Self.now()) } }
         if let fault { logger.info("fault injected", metadata: ["path": "\(path)", "kind": "\(fault.kind.rawValue)"]) }
         if let fault, fault.kind == .status {
             let code = fault.value?.scalarText.flatMap { Int($0) } ?? 500

@@ -143,12 +143,18 @@ struct ReceivedRequest: Sendable {
     var at: String
     /// The fault this request met, if any (e.g. `hold 2s`, `drop`).
     var fault: String?
+    /// When its answer was handed back (after any injected delay); nil while it is being answered. With `at`, the
+    /// time the request was in the gateway's hands: what tells whether two callers had the same order in hand at once.
+    var answeredAt: String? = nil
+    /// Numbers the requests in arrival order, to find one again when it is answered.
+    var number = 0
 
     func json() -> JSONValue {
         .object([
             "method": .string(method), "path": .string(path), "query": .string(query),
             "contentType": .string(contentType), "body": .string(body), "at": .string(at),
             "fault": fault.map(JSONValue.string) ?? .null,
+            "answeredAt": answeredAt.map(JSONValue.string) ?? .null,
         ])
     }
 }
@@ -164,6 +170,7 @@ struct SimulatorState: Sendable {
     var received: [ReceivedRequest] = []
     /// How many entries `callbackLog` and `received` keep (the newest).
     var logLimit: Int
+    var receivedCount = 0
 
     init(balanceFen: Int64, logLimit: Int = 10_000) {
         self.balanceFen = balanceFen
@@ -185,9 +192,20 @@ struct SimulatorState: Sendable {
         return fault
     }
 
-    mutating func record(_ request: ReceivedRequest) {
-        received.append(request)
+    /// Logs `request`; returns its number for `answered`.
+    @discardableResult
+    mutating func record(_ request: ReceivedRequest) -> Int {
+        receivedCount += 1
+        var numbered = request
+        numbered.number = receivedCount
+        received.append(numbered)
         if received.count > logLimit { received.removeFirst(received.count - logLimit) }
+        return receivedCount
+    }
+
+    /// Notes when request `number` was answered (searched from the newest: it is recent).
+    mutating func answered(_ number: Int, at time: String) {
+        if let index = received.lastIndex(where: { $0.number == number }) { received[index].answeredAt = time }
     }
 
     mutating func record(_ attempt: CallbackAttempt) {

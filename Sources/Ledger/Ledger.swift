@@ -23,7 +23,10 @@ public struct LedgerError: Error, Sendable, CustomStringConvertible {
 /// decision in one transaction, refusing it when the order changed since it was read (its version), so two
 /// writers (two tasks, two replicas) never both act on one state. Claiming is lease based (`claimDueEvents`,
 /// `claimDueOrders` mark rows as taken until a time), so an implementation on a shared database can claim with
-/// `SELECT ... FOR UPDATE SKIP LOCKED` without callers changing.
+/// `SELECT ... FOR UPDATE SKIP LOCKED` without callers changing. Outbox claims name their owner, one per ledger
+/// instance (`claimOwner`, in effect the process): the owner renews them while its attempts run
+/// (`renewEventClaims`), and an attempt that comes back after its claim passed to another owner is recorded without
+/// deciding the event's next step (`finishAttempt`, `AttemptSettlement`).
 public protocol Ledger: Sendable {
     /// True when the storage answers.
     func isHealthy() async -> Bool
@@ -57,11 +60,22 @@ public protocol Ledger: Sendable {
 
     // MARK: The outbox
 
-    /// Claims up to `limit` pending events that are due at `now` and not claimed, until `now + lease`,
-    /// leaving out the ids in `excluding` (the caller's own in-flight events).
+    /// Who this ledger's outbox claims belong to: unique per instance, so per process (host, pid and a random part,
+    /// readable in the database's `claimed_by` column).
+    var claimOwner: String { get }
+    /// Claims up to `limit` pending events that are due at `now` and not claimed (or whose claim ran out), for
+    /// `claimOwner` until `now + lease`, leaving out the ids in `excluding` (the caller's own in-flight events).
     func claimDueEvents(now: Millis, lease: Millis, limit: Int, excluding: Set<String>) async throws -> [OutboxEvent]
-    /// Records an attempt and what follows, releasing the claim.
-    func finishAttempt(_ attempt: DeliveryAttempt, next: NextStep) async throws
+    /// Extends this owner's claims on `ids` to `until`, also claims whose lease ran out as long as nobody else took
+    /// the event since; returns the ids renewed. An id missing from the answer is no longer this owner's to decide:
+    /// another process claimed it, or it was delivered, failed or redelivered meanwhile.
+    func renewEventClaims(ids: Set<String>, until: Millis) async throws -> Set<String>
+    /// Records an attempt (always: it happened) and, when it was made under the event's current claim, what follows,
+    /// releasing the claim; an attempt whose claim passed on only joins the history, a 2xx still marking the event
+    /// delivered (`AttemptSettlement`). One transaction, so two owners finishing the same attempt at once are
+    /// settled one after the other.
+    @discardableResult
+    func finishAttempt(_ attempt: DeliveryAttempt, next: NextStep) async throws -> AttemptRecorded
     /// Marks an event failed without an attempt (e.g. it has nowhere to go).
     func failEvent(id: String, reason: String, at: Millis) async throws
     /// The earliest time a pending event becomes due, if any.

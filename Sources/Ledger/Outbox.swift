@@ -71,6 +71,67 @@ public enum NextStep: Sendable, Hashable {
     case fail(reason: String)
 }
 
+/// What `Ledger.finishAttempt` made of an attempt.
+public enum AttemptRecorded: Sendable, Hashable {
+    /// The attempt was the event's current one: its next step is the event's now.
+    case applied
+    /// The attempt's claim had passed on (its lease ran out and another process claimed the event, or the event was
+    /// redelivered or failed meanwhile): the attempt is in the event's history, a 2xx still marks the event
+    /// delivered, and nothing else about the event changed, so two attempts at one slot count once.
+    case superseded
+}
+
+/// How the outbox settles an attempt that comes back: the same rule in every backend, applied to the event's row
+/// as it is when the attempt is recorded, inside the recording's transaction.
+///
+/// Claims are leases renewed while an attempt runs; a process that stalls (or loses the database) past its lease
+/// may find, when its attempt comes back, that another process claimed the event and made the same attempt. Both
+/// are recorded (each happened: the receiver saw two requests with one `webhook-id`), but only the attempt made
+/// under the event's current claim decides what comes next. Otherwise the later of two finishes would count the
+/// slot twice (advancing the retry schedule by an attempt nobody scheduled), release a claim another process holds
+/// (letting a third start while it still delivers), or turn a delivered event into a failed one. A 2xx is the one
+/// outcome that always counts: the receiver has the event, whoever sent it.
+public struct AttemptSettlement: Sendable, Hashable {
+    /// The event's row as the recording finds it.
+    public struct Row: Sendable, Hashable {
+        public var status: EventStatus
+        public var attempts: Int
+        public var claimedBy: String?
+
+        public init(status: EventStatus, attempts: Int, claimedBy: String?) {
+            self.status = status
+            self.attempts = attempts
+            self.claimedBy = claimedBy
+        }
+    }
+
+    /// What to write to the event's row besides the attempt itself.
+    public enum Change: Sendable, Hashable {
+        /// The attempt's next step, `attempts` set to the attempt's number and the claim released.
+        case apply(NextStep)
+        /// Delivered by a superseded attempt: status `delivered`, `attempts` at least the attempt's number, no next
+        /// attempt; a claim another process holds goes too (its attempt will come back superseded).
+        case markDelivered
+        /// Nothing: the attempt only joins the history.
+        case none
+    }
+
+    public let recorded: AttemptRecorded
+    public let change: Change
+
+    /// Decides for `attempt`, made by the process whose claims carry `owner`, with `next` as its own next step.
+    public init(row: Row, attempt: DeliveryAttempt, next: NextStep, owner: String) {
+        let current = row.status == .pending && row.claimedBy == owner && row.attempts == attempt.attempt - 1
+        if current {
+            recorded = .applied
+            change = .apply(next)
+        } else {
+            recorded = .superseded
+            change = next == .delivered && row.status != .delivered ? .markDelivered : .none
+        }
+    }
+}
+
 /// Which events to list.
 public struct EventQuery: Sendable, Hashable {
     public var status: EventStatus?

@@ -175,6 +175,11 @@ extension SQLiteLedger {
                 CREATE INDEX outbox_delivered ON outbox_events(delivered_at) WHERE delivered_at IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v5: outbox claims name their owner") { db in
+            // Claims are renewed while an attempt runs; the owner tells whose an attempt's claim still is when it
+            // comes back (`AttemptSettlement`).
+            try db.execute(sql: "ALTER TABLE outbox_events ADD COLUMN claimed_by TEXT")
+        }
         return migrator
     }
 }

@@ -28,6 +28,7 @@ public final class SQLiteLedger: Ledger {
     private let lockDescriptor: Int32
     /// A connection of its own for `checkpoint()`, so copying the log into the database never holds the writer.
     private let checkpointer: DatabaseQueue
+    public let claimOwner = newClaimOwner()
 
     /// The log size (in 4 KiB pages) at which a commit copies the log into the database itself, fsyncs
     /// included. SQLite's default is 1,000 (a stall every few hundred creates); this is a backstop for a
@@ -73,7 +74,7 @@ public final class SQLiteLedger: Ledger {
             // so the reconciler takes them up at once (the order rules call them interrupted).
             let now = nowMillis()
             try pool.write { db in
-                try db.execute(sql: "UPDATE outbox_events SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
+                try db.execute(sql: "UPDATE outbox_events SET claimed_until = NULL, claimed_by = NULL WHERE claimed_until IS NOT NULL")
                 try db.execute(sql: """
                     UPDATE orders SET next_query_at = ?, version = version + 1
                     WHERE next_query_at IS NOT NULL AND next_query_at > ? AND sending_since IS NOT NULL
@@ -235,7 +236,7 @@ public final class SQLiteLedger: Ledger {
 
     public func claimDueEvents(now: Millis, lease: Millis, limit: Int, excluding: Set<String>) async throws -> [OutboxEvent] {
         guard limit > 0 else { return [] }
-        return try await writes.write(durable: false) { db in
+        return try await writes.write(durable: false) { [claimOwner] db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT * FROM outbox_events
                 WHERE status = 'pending' AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)
@@ -243,40 +244,69 @@ public final class SQLiteLedger: Ledger {
                 """, arguments: [now, now, limit + excluding.count])
             let events = try rows.map(Self.event).filter { !excluding.contains($0.id) }.prefix(limit)
             for event in events {
-                try db.execute(sql: "UPDATE outbox_events SET claimed_until = ? WHERE id = ?", arguments: [now + lease, event.id])
+                try db.execute(sql: "UPDATE outbox_events SET claimed_until = ?, claimed_by = ? WHERE id = ?", arguments: [now + lease, claimOwner, event.id])
             }
             return Array(events)
         }
     }
 
-    public func finishAttempt(_ attempt: DeliveryAttempt, next: NextStep) async throws {
-        try await writes.write(durable: false) { db in
+    public func renewEventClaims(ids: Set<String>, until: Millis) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        return try await writes.write(durable: false) { [claimOwner] db in
+            var renewed = Set<String>()
+            for id in ids {
+                try db.cachedStatement(sql: "UPDATE outbox_events SET claimed_until = ? WHERE id = ? AND claimed_by = ? AND status = 'pending'")
+                    .execute(arguments: [until, id, claimOwner])
+                if db.changesCount == 1 { renewed.insert(id) }
+            }
+            return renewed
+        }
+    }
+
+    @discardableResult
+    public func finishAttempt(_ attempt: DeliveryAttempt, next: NextStep) async throws -> AttemptRecorded {
+        try await writes.write(durable: false) { [claimOwner] db in
             try db.cachedStatement(sql: """
                 INSERT INTO delivery_attempts (event_id, attempt, url, status_code, error, duration_ms, at) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [attempt.eventID, attempt.attempt, attempt.url, attempt.statusCode, attempt.error, attempt.durationMillis, attempt.at])
-            switch next {
-            case .delivered:
-                try db.cachedStatement(sql: """
-                    UPDATE outbox_events SET status = 'delivered', attempts = attempts + 1, claimed_until = NULL, next_attempt_at = NULL,
-                    last_error = NULL, delivered_at = ? WHERE id = ?
-                    """).execute(arguments: [attempt.at, attempt.eventID])
-            case .retry(let at):
-                try db.cachedStatement(sql: """
-                    UPDATE outbox_events SET attempts = attempts + 1, claimed_until = NULL, next_attempt_at = ?, last_error = ? WHERE id = ?
-                    """).execute(arguments: [at, attempt.error ?? attempt.statusCode.map { "HTTP \($0)" }, attempt.eventID])
-            case .fail(let reason):
-                try db.cachedStatement(sql: """
-                    UPDATE outbox_events SET status = 'failed', attempts = attempts + 1, claimed_until = NULL, next_attempt_at = NULL,
-                    last_error = ? WHERE id = ?
-                    """).execute(arguments: [reason, attempt.eventID])
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT status, attempts, claimed_by FROM outbox_events WHERE id = ?"),
+                                             arguments: [attempt.eventID]) else {
+                throw LedgerError("no outbox event \(attempt.eventID)")
             }
+            let settlement = AttemptSettlement(
+                row: AttemptSettlement.Row(status: EventStatus(rawValue: row["status"]) ?? .pending, attempts: row["attempts"], claimedBy: row["claimed_by"]),
+                attempt: attempt, next: next, owner: claimOwner)
+            switch settlement.change {
+            case .apply(.delivered):
+                try db.cachedStatement(sql: """
+                    UPDATE outbox_events SET status = 'delivered', attempts = ?, claimed_until = NULL, claimed_by = NULL, next_attempt_at = NULL,
+                    last_error = NULL, delivered_at = ? WHERE id = ?
+                    """).execute(arguments: [attempt.attempt, attempt.at, attempt.eventID])
+            case .apply(.retry(let at)):
+                try db.cachedStatement(sql: """
+                    UPDATE outbox_events SET attempts = ?, claimed_until = NULL, claimed_by = NULL, next_attempt_at = ?, last_error = ? WHERE id = ?
+                    """).execute(arguments: [attempt.attempt, at, attempt.error ?? attempt.statusCode.map { "HTTP \($0)" }, attempt.eventID])
+            case .apply(.fail(let reason)):
+                try db.cachedStatement(sql: """
+                    UPDATE outbox_events SET status = 'failed', attempts = ?, claimed_until = NULL, claimed_by = NULL, next_attempt_at = NULL,
+                    last_error = ? WHERE id = ?
+                    """).execute(arguments: [attempt.attempt, reason, attempt.eventID])
+            case .markDelivered:
+                try db.cachedStatement(sql: """
+                    UPDATE outbox_events SET status = 'delivered', attempts = MAX(attempts, ?), claimed_until = NULL, claimed_by = NULL,
+                    next_attempt_at = NULL, last_error = NULL, delivered_at = ? WHERE id = ?
+                    """).execute(arguments: [attempt.attempt, attempt.at, attempt.eventID])
+            case .none:
+                break
+            }
+            return settlement.recorded
         }
     }
 
     public func failEvent(id: String, reason: String, at: Millis) async throws {
         try await writes.write(durable: false) { db in
             try db.execute(sql: """
-                UPDATE outbox_events SET status = 'failed', claimed_until = NULL, next_attempt_at = NULL, last_error = ? WHERE id = ?
+                UPDATE outbox_events SET status = 'failed', claimed_until = NULL, claimed_by = NULL, next_attempt_at = NULL, last_error = ? WHERE id = ?
                 """, arguments: [reason, id])
         }
     }
@@ -318,7 +348,8 @@ public final class SQLiteLedger: Ledger {
     public func redeliver(id: String, at: Millis) async throws -> OutboxEvent? {
         try await writes.write(durable: false) { db in
             try db.execute(sql: """
-                UPDATE outbox_events SET status = 'pending', schedule_base = attempts, next_attempt_at = ?, claimed_until = NULL, last_error = NULL
+                UPDATE outbox_events SET status = 'pending', schedule_base = attempts, next_attempt_at = ?, claimed_until = NULL, claimed_by = NULL,
+                last_error = NULL
                 WHERE id = ?
                 """, arguments: [at, id])
             guard db.changesCount == 1, let row = try Row.fetchOne(db, sql: "SELECT * FROM outbox_events WHERE id = ?", arguments: [id]) else { return nil }

@@ -30,6 +30,12 @@ enum OrderColumns {
     /// The order's values in the order of `names`.
     static func bindings(_ order: Order) -> PostgresBindings {
         var b = PostgresBindings(capacity: names.count + 1)
+        append(order, to: &b)
+        return b
+    }
+
+    /// Appends the order's values, in the order of `names`, to `b`.
+    static func append(_ order: Order, to b: inout PostgresBindings) {
         b.append(order.kind.rawValue)
         b.append(order.mrn)
         b.append(order.amount)
@@ -60,7 +66,6 @@ enum OrderColumns {
         b.append(order.updatedAt)
         b.append(order.closedAt)
         b.append(order.version)
-        return b
     }
 
     static func decode(_ row: PostgresRow) throws -> Order {

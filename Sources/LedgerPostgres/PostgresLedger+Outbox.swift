@@ -51,7 +51,7 @@ extension PostgresLedger {
                 ORDER BY next_attempt_at, seq LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
             )
-            UPDATE outbox_events e SET claimed_until = \(now + lease) FROM due WHERE e.seq = due.seq
+            UPDATE outbox_events e SET claimed_until = \(now + lease), claimed_by = \(claimOwner) FROM due WHERE e.seq = due.seq
             RETURNING e.*
             """)
         return try rows.map { (try Columns($0)("seq", as: Int64.self), try Self.event($0)) }
@@ -59,39 +59,69 @@ extension PostgresLedger {
             .map(\.1)
     }
 
-    public func finishAttempt(_ attempt: DeliveryAttempt, next: NextStep) async throws {
-        // One statement (atomic on its own): the attempt, and the event's next step with its claim released.
-        let record: PostgresQuery = """
-            INSERT INTO delivery_attempts (event_id, attempt, url, status_code, error, duration_ms, at)
-            VALUES (\(attempt.eventID), \(attempt.attempt), \(attempt.url), \(attempt.statusCode), \(attempt.error), \(attempt.durationMillis), \(attempt.at))
-            """
-        let update: PostgresQuery
-        switch next {
-        case .delivered:
-            update = """
-                UPDATE outbox_events SET status = 'delivered', attempts = attempts + 1, claimed_until = NULL, next_attempt_at = NULL,
-                last_error = NULL, delivered_at = \(attempt.at) WHERE id = \(attempt.eventID)
-                """
-        case .retry(let at):
-            update = """
-                UPDATE outbox_events SET attempts = attempts + 1, claimed_until = NULL, next_attempt_at = \(at),
-                last_error = \(attempt.error ?? attempt.statusCode.map { "HTTP \($0)" }) WHERE id = \(attempt.eventID)
-                """
-        case .fail(let reason):
-            update = """
-                UPDATE outbox_events SET status = 'failed', attempts = attempts + 1, claimed_until = NULL, next_attempt_at = NULL,
-                last_error = \(reason) WHERE id = \(attempt.eventID)
-                """
-        }
-        _ = try await transaction("recording a delivery attempt") { [queryLogger] connection in
-            _ = try await connection.query(record, logger: queryLogger).collect()
-            _ = try await connection.query(update, logger: queryLogger).collect()
+    public func renewEventClaims(ids: Set<String>, until: Millis) async throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        // A replica claiming the same row meanwhile holds its lock: this waits for it, then re-reads the row and finds
+        // the other owner's name (READ COMMITTED re-checks an updated row against the WHERE clause).
+        let rows = try await rows("renewing event claims", """
+            UPDATE outbox_events SET claimed_until = \(until)
+            WHERE id = ANY(\(Array(ids))) AND claimed_by = \(claimOwner) AND status = 'pending'
+            RETURNING id
+            """)
+        return Set(try rows.map { try $0.decode(String.self) })
+    }
+
+    @discardableResult
+    public func finishAttempt(_ attempt: DeliveryAttempt, next: NextStep) async throws -> AttemptRecorded {
+        try await transaction("recording a delivery attempt") { [queryLogger, claimOwner] connection in
+            // The row lock orders two replicas finishing the same attempt: the second sees what the first wrote.
+            let found = try await connection.query("""
+                SELECT status, attempts, claimed_by FROM outbox_events WHERE id = \(attempt.eventID) FOR UPDATE
+                """, logger: queryLogger).collect()
+            guard let row = found.first else { throw LedgerError("no outbox event \(attempt.eventID)") }
+            let c = Columns(row)
+            let settlement = AttemptSettlement(
+                row: AttemptSettlement.Row(status: EventStatus(rawValue: try c("status")) ?? .pending, attempts: try c("attempts"),
+                                           claimedBy: try c("claimed_by")),
+                attempt: attempt, next: next, owner: claimOwner)
+            _ = try await connection.query("""
+                INSERT INTO delivery_attempts (event_id, attempt, url, status_code, error, duration_ms, at)
+                VALUES (\(attempt.eventID), \(attempt.attempt), \(attempt.url), \(attempt.statusCode), \(attempt.error), \(attempt.durationMillis), \(attempt.at))
+                """, logger: queryLogger).collect()
+            let update: PostgresQuery?
+            switch settlement.change {
+            case .apply(.delivered):
+                update = """
+                    UPDATE outbox_events SET status = 'delivered', attempts = \(attempt.attempt), claimed_until = NULL, claimed_by = NULL,
+                    next_attempt_at = NULL, last_error = NULL, delivered_at = \(attempt.at) WHERE id = \(attempt.eventID)
+                    """
+            case .apply(.retry(let at)):
+                update = """
+                    UPDATE outbox_events SET attempts = \(attempt.attempt), claimed_until = NULL, claimed_by = NULL, next_attempt_at = \(at),
+                    last_error = \(attempt.error ?? attempt.statusCode.map { "HTTP \($0)" }) WHERE id = \(attempt.eventID)
+                    """
+            case .apply(.fail(let reason)):
+                update = """
+                    UPDATE outbox_events SET status = 'failed', attempts = \(attempt.attempt), claimed_until = NULL, claimed_by = NULL,
+                    next_attempt_at = NULL, last_error = \(reason) WHERE id = \(attempt.eventID)
+                    """
+            case .markDelivered:
+                update = """
+                    UPDATE outbox_events SET status = 'delivered', attempts = GREATEST(attempts, \(attempt.attempt)), claimed_until = NULL,
+                    claimed_by = NULL, next_attempt_at = NULL, last_error = NULL, delivered_at = \(attempt.at) WHERE id = \(attempt.eventID)
+                    """
+            case .none:
+                update = nil
+            }
+            if let update { _ = try await connection.query(update, logger: queryLogger).collect() }
+            return settlement.recorded
         }
     }
 
     public func failEvent(id: String, reason: String, at: Millis) async throws {
         _ = try await rows("failing an event", """
-            UPDATE outbox_events SET status = 'failed', claimed_until = NULL, next_attempt_at = NULL, last_error = \(reason) WHERE id = \(id)
+            UPDATE outbox_events SET status = 'failed', claimed_until = NULL, claimed_by = NULL, next_attempt_at = NULL, last_error = \(reason)
+            WHERE id = \(id)
             """)
     }
 
@@ -142,7 +172,8 @@ extension PostgresLedger {
 
     public func redeliver(id: String, at: Millis) async throws -> OutboxEvent? {
         let rows = try await rows("queuing an event again", """
-            UPDATE outbox_events SET status = 'pending', schedule_base = attempts, next_attempt_at = \(at), claimed_until = NULL, last_error = NULL
+            UPDATE outbox_events SET status = 'pending', schedule_base = attempts, next_attempt_at = \(at), claimed_until = NULL, claimed_by = NULL,
+                last_error = NULL
             WHERE id = \(id) RETURNING *
             """)
         return try rows.first.map(Self.event)

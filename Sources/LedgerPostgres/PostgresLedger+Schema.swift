@@ -135,7 +135,15 @@ extension PostgresLedger {
             )
             """,
         ]),
+        // Claims are renewed while an attempt runs; the owner tells whose an attempt's claim still is when it comes
+        // back (`AttemptSettlement`).
+        Migration(version: 2, name: "outbox claims name their owner", statements: [
+            "ALTER TABLE outbox_events ADD COLUMN claimed_by TEXT",
+        ]),
     ]
+
+    /// The schema versions this build knows, oldest first.
+    public static var schemaVersions: [Int] { migrations.map(\.version) }
 
     /// Applies the migrations this database lacks, in one transaction, and returns their versions.
     ///

@@ -11,7 +11,9 @@ import ServiceLifecycle
 /// - `commit` is one transaction; an order change is checked against its version (`UPDATE ... WHERE version = $`),
 ///   an insert refused when the (kind, mrn) is journaled or tombstoned, so two replicas never both act on one state.
 /// - `claimDueOrders` and `claimDueEvents` take rows with `FOR UPDATE SKIP LOCKED` and a lease: two replicas never
-///   claim the same row, and a dead replica's claims come due again when their lease ends.
+///   claim the same row, and a dead replica's claims come due again when their lease ends. Outbox claims carry this
+///   instance's `claimOwner`; `renewEventClaims` extends them while attempts run, and `finishAttempt` locks the row
+///   to settle an attempt against the claim it finds (`AttemptSettlement`).
 /// - Orders a dead replica left `sending` are NOT released when a ledger opens (SQLite does so because its lock file
 ///   proves the previous process gone; here other replicas may be sending right now): the reconciler takes them
 ///   up when their `nextQueryAt` (the send's deadline) passes.
@@ -33,6 +35,7 @@ public final class PostgresLedger: Ledger, Service {
     let queryLogger: Logger
     /// The schema versions this instance applied when it opened (empty when another replica had done so).
     public let appliedMigrations: [Int]
+    public let claimOwner = newClaimOwner()
 
     /// The channel that commits queuing events notify.
     public static let outboxChannel = "paysidecar_outbox"

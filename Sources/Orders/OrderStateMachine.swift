@@ -375,7 +375,9 @@ public struct OrderStateMachine: Sendable {
             // Due while a create (or re-send) was on its way: the process sending it died.
             interrupt(&order, at: now)
             let open = order.state == .unknown || order.state == .pending
-            order.nextQueryAt = open ? now + policy.reconcileAfter : nil
+            // Not before the claim that made it due ends (`nextQueryAt` holds its end): the query about to be made is
+            // the claimant's, and another replica must not claim the order while it runs.
+            order.nextQueryAt = open ? max(now + policy.reconcileAfter, order.nextQueryAt ?? 0) : nil
             return save(order, from: before, at: now, action: open ? .query : .none, outcome: .recorded)
         }
         guard order.state == .pending || order.state == .unknown else {

@@ -70,7 +70,7 @@ public final class SidecarServer: Sendable {
         let dispatcher = WebhookDispatcher(
             ledger: ledger, http: http, policy: RetryPolicy(schedule: configuration.webhookRetrySchedule),
             signer: { secrets.webhookSigner }, defaultURL: configuration.webhookURL,
-            timeout: configuration.webhookTimeout, metrics: metrics, logger: logger
+            timeout: configuration.webhookTimeout, lease: configuration.webhookLease, metrics: metrics, logger: logger
         )
         self.dispatcher = dispatcher
         let desk = OrderDesk(ledger: ledger, policy: OrderPolicy(configuration), onEmitted: { dispatcher.wake() }, metrics: metrics, logger: logger)

@@ -25,7 +25,7 @@ struct PaySidecar: AsyncParsableCommand {
             Every option also reads its environment variable; a flag wins. Secrets also read <NAME>_FILE.
             """,
         version: SidecarBuild.description,
-        subcommands: [Serve.self, Demo.self, Sign.self, VerifyCallback.self, Events.self, Secrets.self, HealthCheck.self],
+        subcommands: [Serve.self, Demo.self, Sign.self, VerifyCallback.self, Events.self, Secrets.self, HealthCheck.self, MigrateLedger.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -109,6 +109,7 @@ struct SettingOptions: ParsableArguments {
     @Option(name: .customLong("endpoint-disable-after"), help: help(.endpointDisableAfter)) var endpointDisableAfter: String?
     @Option(name: .customLong("webhook-retry-schedule"), help: help(.webhookRetrySchedule)) var webhookRetrySchedule: String?
     @Option(name: .customLong("webhook-timeout"), help: help(.webhookTimeout)) var webhookTimeout: String?
+    @Option(name: .customLong("webhook-lease"), help: help(.webhookLease)) var webhookLease: String?
     @Option(name: .customLong("database-url"), help: help(.databaseURL)) var databaseURL: String?
     @Option(name: .customLong("database-password"), help: help(.databasePassword)) var databasePassword: String?
     @Option(name: .customLong("database-password-file"), help: fileHelp(.databasePassword)) var databasePasswordFile: String?
@@ -159,6 +160,7 @@ struct SettingOptions: ParsableArguments {
             (Setting.webhookSecret.variable, webhookSecret), (Setting.webhookSecret.fileVariable!, webhookSecretFile),
             (Setting.webhookEndpointsFile.variable, webhookEndpointsFile), (Setting.endpointDisableAfter.variable, endpointDisableAfter),
             (Setting.webhookRetrySchedule.variable, webhookRetrySchedule), (Setting.webhookTimeout.variable, webhookTimeout),
+            (Setting.webhookLease.variable, webhookLease),
             (Setting.databaseURL.variable, databaseURL), (Setting.databasePassword.variable, databasePassword),
             (Setting.databasePassword.fileVariable!, databasePasswordFile), (Setting.databasePoolSize.variable, databasePoolSize),
             (Setting.databaseTimeout.variable, databaseTimeout), (Setting.callbackAllowedIPs.variable, callbackAllowedIPs),

@@ -282,6 +282,72 @@ struct JournalWriteTests {
         }
     }
 
+    @Test("claims are renewed by their owner while attempts run, also after their lease ran out if nobody took the event; not once it is settled",
+          arguments: Backend.available)
+    func renewals(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            #expect(try await l.commit(JournalWrite(events: [event("evt_r1", mrn: "P-r1"), event("evt_r2", mrn: "P-r2"), event("evt_r3", mrn: "P-r3")])) == .committed)
+            #expect(try await l.claimDueEvents(now: 10, lease: 100, limit: 10, excluding: []).count == 3)
+            #expect(try await l.renewEventClaims(ids: ["evt_r1", "evt_r2", "evt_r3", "evt_none"], until: 400) == ["evt_r1", "evt_r2", "evt_r3"])
+            #expect(try await l.claimDueEvents(now: 300, lease: 100, limit: 10, excluding: []).isEmpty, "renewed until 400")
+            // Past its lease, and nobody claimed it: still this owner's to renew.
+            #expect(try await l.renewEventClaims(ids: ["evt_r1"], until: 900) == ["evt_r1"])
+            #expect(try await l.finishAttempt(DeliveryAttempt(eventID: "evt_r2", attempt: 1, url: "http://x", statusCode: 204, error: nil, durationMillis: 1, at: 450),
+                                              next: .delivered) == .applied)
+            _ = try await l.redeliver(id: "evt_r3", at: 460)
+            #expect(try await l.renewEventClaims(ids: ["evt_r1", "evt_r2", "evt_r3"], until: 1000) == ["evt_r1"], "delivered, and redelivered: not ours any more")
+            #expect(try await l.claimDueEvents(now: 500, lease: 100, limit: 10, excluding: []).map(\.id) == ["evt_r3"])
+            #expect(try await l.renewEventClaims(ids: [], until: 1000).isEmpty)
+        }
+    }
+
+    @Test("an attempt that comes back after its claim passed on is recorded, counted once, and decides nothing, except that a 2xx still delivers",
+          arguments: Backend.available)
+    func supersededAttempts(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            func attempt(_ id: String, _ n: Int, status: Int?, at: Millis) -> DeliveryAttempt {
+                DeliveryAttempt(eventID: id, attempt: n, url: "http://x", statusCode: status, error: status == nil ? "timeout" : nil, durationMillis: 1, at: at)
+            }
+            let ids = ["evt_retry", "evt_late_2xx", "evt_late_fail", "evt_redelivered"]
+            #expect(try await l.commit(JournalWrite(events: ids.map { event($0, mrn: "P-\($0)") })) == .committed)
+            // Attempt 1 of each starts at 10 under a claim that runs out at 110 (the process stalls); at 200 the events are
+            // claimed again and attempt 1 is made a second time. (With one owner, as here, the first attempt to come back
+            // decides; with two, the one made under the current claim does: PostgresLedgerTests.takenOverClaims.)
+            #expect(try await l.claimDueEvents(now: 10, lease: 100, limit: 10, excluding: []).count == 4)
+            // Redelivered while attempt 1 runs: that attempt no longer decides.
+            _ = try await l.redeliver(id: "evt_redelivered", at: 150)
+            #expect(try await l.finishAttempt(attempt("evt_redelivered", 1, status: 503, at: 20), next: .retry(at: 900)) == .superseded)
+            let redelivered = try #require(try await l.event(id: "evt_redelivered")).0
+            #expect(redelivered.status == .pending && redelivered.attempts == 0 && redelivered.nextAttemptAt == 150)
+            #expect(try await l.claimDueEvents(now: 200, lease: 100, limit: 10, excluding: []).count == 4)
+
+            // The second attempt finishes first and decides; the first, back late, is history only.
+            #expect(try await l.finishAttempt(attempt("evt_retry", 1, status: 500, at: 210), next: .retry(at: 700)) == .applied)
+            #expect(try await l.finishAttempt(attempt("evt_retry", 1, status: nil, at: 20), next: .fail(reason: "exhausted")) == .superseded)
+            let (retried, retriedAttempts) = try #require(try await l.event(id: "evt_retry"))
+            #expect(retried.status == .pending && retried.attempts == 1 && retried.nextAttemptAt == 700 && retried.lastError == "HTTP 500",
+                    "one slot, counted once: \(retried)")
+            #expect(retriedAttempts.map(\.attempt) == [1, 1], "both requests are in the history")
+
+            // The current attempt failed the event (410); the late one had a 2xx: the receiver has it.
+            #expect(try await l.finishAttempt(attempt("evt_late_2xx", 1, status: 410, at: 210), next: .fail(reason: "gone")) == .applied)
+            #expect(try await l.finishAttempt(attempt("evt_late_2xx", 1, status: 200, at: 20), next: .delivered) == .superseded)
+            let late = try #require(try await l.event(id: "evt_late_2xx")).0
+            #expect(late.status == .delivered && late.attempts == 1 && late.deliveredAt == 20 && late.nextAttemptAt == nil)
+
+            // Delivered by the current attempt; a late failure changes nothing.
+            #expect(try await l.finishAttempt(attempt("evt_late_fail", 1, status: 204, at: 210), next: .delivered) == .applied)
+            #expect(try await l.finishAttempt(attempt("evt_late_fail", 1, status: 410, at: 20), next: .fail(reason: "gone")) == .superseded)
+            let kept = try #require(try await l.event(id: "evt_late_fail")).0
+            #expect(kept.status == .delivered && kept.attempts == 1 && kept.deliveredAt == 210)
+
+            // The redelivery's attempt decides.
+            #expect(try await l.finishAttempt(attempt("evt_redelivered", 1, status: 204, at: 210), next: .delivered) == .applied)
+            let again = try #require(try await l.event(id: "evt_redelivered"))
+            #expect(again.0.status == .delivered && again.0.attempts == 1 && again.1.count == 2)
+        }
+    }
+
     @Test("refused callbacks are kept newest first; a receipt and an update in one write", arguments: Backend.available)
     func rejectionsAndReceipts(_ backend: Backend) async throws {
         try await withLedger(backend) { (l: any Ledger) async throws in

@@ -140,6 +140,122 @@ struct PostgresLedgerTests {
         }
     }
 
+    @Test("a replica's claim that ran out is taken by another: the first can no longer renew it, and both finishing attempt 1 at once count it once")
+    func takenOverClaims() async throws {
+        try await withReplicas { (a: PostgresLedger, b: PostgresLedger) async throws in
+            #expect(a.claimOwner != b.claimOwner)
+            let count = 24
+            let ids = (0..<count).map { "evt_over_\($0)" }
+            #expect(try await a.commit(JournalWrite(events: ids.map { event($0, mrn: "P-\($0)", at: 1) })) == .committed)
+            #expect(try await a.claimDueEvents(now: 10, lease: 100, limit: count, excluding: []).count == count)
+            #expect(try await b.claimDueEvents(now: 109, lease: 100, limit: count, excluding: []).isEmpty, "a's until 110")
+            #expect(try await b.claimDueEvents(now: 110, lease: 1000, limit: count, excluding: []).count == count, "a stalled past its lease")
+            #expect(try await a.renewEventClaims(ids: Set(ids), until: 2000).isEmpty, "b's now")
+            #expect(try await b.renewEventClaims(ids: Set(ids), until: 2000) == Set(ids))
+            // Both made attempt 1 of every event; they come back at once with different answers (a: 2xx on even events).
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (n, id) in ids.enumerated() {
+                    group.addTask {
+                        let delivered = n % 2 == 0
+                        try await a.finishAttempt(DeliveryAttempt(eventID: id, attempt: 1, url: "http://x", statusCode: delivered ? 200 : 500, error: nil,
+                                                                  durationMillis: 1, at: 50), next: delivered ? .delivered : .retry(at: 5000))
+                    }
+                    group.addTask {
+                        try await b.finishAttempt(DeliveryAttempt(eventID: id, attempt: 1, url: "http://x", statusCode: 503, error: nil, durationMillis: 1, at: 150),
+                                                  next: .retry(at: 3000))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for (n, id) in ids.enumerated() {
+                let (event, attempts) = try #require(try await b.event(id: id))
+                #expect(attempts.count == 2 && event.attempts == 1, "\(id): two requests, one slot: \(event)")
+                if n % 2 == 0 {
+                    #expect(event.status == .delivered, "\(id): a's 2xx is kept whichever finished first")
+                } else {
+                    #expect(event.status == .pending && event.nextAttemptAt == 3000, "\(id): b's claim decides the retry: \(event)")
+                }
+            }
+            #expect(try await a.claimDueEvents(now: 2999, lease: 100, limit: count, excluding: []).isEmpty, "b's claims were released by its finish")
+            #expect(try await a.claimDueEvents(now: 3000, lease: 100, limit: count, excluding: []).count == count / 2)
+        }
+    }
+
+    @Test("a SQLite ledger copied into PostgreSQL: every value survives, in pages; a target holding rows is refused and left as it was")
+    func importFromSQLite() async throws {
+        let source = try temporaryLedger()
+        // Orders in several states, more than a page of them, with every column set somewhere.
+        var expectedOrders: [Order] = []
+        for n in 0..<7 {
+            var order = newOrder("P-copy-\(n)", state: n % 2 == 0 ? .pending : .unknown, at: Millis(n))
+            order.nextQueryAt = 1000 + Millis(n)
+            order.answer = RecordedAnswer(status: 202, body: #"{"mrn":"P-copy-\#(n)"}"#)
+            order.verdict = .accepted
+            #expect(try await source.commit(JournalWrite(order: .insert(order))) == .committed)
+            expectedOrders.append(order)
+        }
+        var settled = Order(kind: .deposit, mrn: "D-copy", amount: "100", channelId: 2, notifyUrl: "https://app.example/hooks", state: .succeeded,
+                            request: "{}", fingerprint: "f", createdAt: 5)
+        settled.paidAmount = "150.00"
+        settled.settledSource = .callback
+        settled.settledAt = 9
+        settled.settlementEventID = "evt_copy_pending"
+        settled.flags = [OrderFlag(code: .amountMismatch, detail: "paid 150.00 for 100", at: 9)]
+        settled.closedAt = 9
+        settled.version = 3
+        let receipt = CallbackReceipt(kind: .deposit, mrn: "D-copy", outcome: .succeeded, duplicate: false, body: "amount=150.00", sourceAddress: "203.0.113.7", at: 9)
+        #expect(try await source.commit(JournalWrite(order: .insert(settled), events: [event("evt_copy_pending", mrn: "D-copy", at: 9),
+                                                                                        event("evt_copy_failed", mrn: "D-copy", at: 10),
+                                                                                        event("evt_copy_delivered", mrn: "D-copy", at: 11)],
+                                                     receipt: receipt, durable: true)) == .committed)
+        expectedOrders.append(settled)
+        let tombstone = Tombstone(kind: .payout, mrn: "P-pruned", outcome: .succeeded, settlementEventID: "evt_gone", fingerprint: "f", flag: nil, prunedAt: 12)
+        #expect(try await source.commit(JournalWrite(tombstone: tombstone)) == .committed)
+        #expect(try await source.claimDueEvents(now: 20, lease: 100, limit: 10, excluding: []).count == 3)
+        try await source.finishAttempt(DeliveryAttempt(eventID: "evt_copy_pending", attempt: 1, url: "http://x", statusCode: 500, error: nil, durationMillis: 3, at: 21),
+                                       next: .retry(at: 500))
+        try await source.finishAttempt(DeliveryAttempt(eventID: "evt_copy_failed", attempt: 1, url: "http://x", statusCode: 410, error: nil, durationMillis: 3, at: 21),
+                                       next: .fail(reason: "gone"))
+        try await source.finishAttempt(DeliveryAttempt(eventID: "evt_copy_delivered", attempt: 1, url: "http://x", statusCode: nil, error: "timeout", durationMillis: 3,
+                                                       at: 21), next: .retry(at: 30))
+        #expect(try await source.claimDueEvents(now: 30, lease: 100, limit: 10, excluding: []).map(\.id) == ["evt_copy_delivered"])
+        try await source.finishAttempt(DeliveryAttempt(eventID: "evt_copy_delivered", attempt: 2, url: "http://x", statusCode: 204, error: nil, durationMillis: 3, at: 31),
+                                       next: .delivered)
+        try await source.recordRejection(RejectedCallback(kind: .payout, mrn: "P-x", reason: "bad_signature", detail: "d", sourceAddress: "198.51.100.1", body: "b", at: 40))
+
+        try await PostgresTestDatabase.withFreshDatabase { (url: String) async throws in
+            let settings = try PostgresSettings(url: url, poolSize: 2, timeout: .seconds(30))
+            let counts = try await PostgresLedger.importLedger(from: source, into: settings, logger: PostgresTestDatabase.quietLogger, pageSize: 3)
+            #expect(counts.orders == 8 && counts.openOrders == 7 && counts.tombstones == 1 && counts.pendingEvents == 1 && counts.failedEvents == 1
+                    && counts.deliveredEvents == 1 && counts.attempts == 4 && counts.receipts == 1 && counts.rejections == 1, "\(counts)")
+            let target = try await PostgresLedger.open(settings, logger: PostgresTestDatabase.quietLogger)
+            try await PostgresTestDatabase.running(target) {
+                for order in expectedOrders {
+                    #expect(try await target.journaled(order.kind, order.mrn) == .order(order), "\(order.mrn): every column survives")
+                }
+                #expect(try await target.journaled(.payout, "P-pruned") == .tombstone(tombstone))
+                #expect(try await target.events(EventQuery()) == (try await source.events(EventQuery())), "events, in order, with their status and schedule")
+                for id in ["evt_copy_pending", "evt_copy_failed", "evt_copy_delivered"] {
+                    #expect(try await target.event(id: id)?.1 == (try await source.event(id: id)?.1), "\(id): its attempts")
+                }
+                #expect(try await target.rejections(limit: 10) == (try await source.rejections(limit: 10)))
+                let receipts = try await target.rows("test", "SELECT body, source_address FROM callback_receipts WHERE mrn = 'D-copy'")
+                #expect(try receipts.map { try $0.decode((String, String).self) }.map(\.0) == ["amount=150.00"])
+                // Claims are not copied: the pending event is due for whoever claims it first.
+                #expect(try await target.claimDueEvents(now: 500, lease: 100, limit: 10, excluding: []).map(\.id) == ["evt_copy_pending"])
+                #expect(try await target.claimDueOrders(now: 2000, lease: 100, limit: 10).count == 7)
+            }
+            do {
+                _ = try await PostgresLedger.importLedger(from: source, into: settings, logger: PostgresTestDatabase.quietLogger)
+                Issue.record("a second copy into the same database went through")
+            } catch {
+                let message = (error as? LedgerError)?.message ?? "\(error)"
+                #expect(message.contains("already holds a ledger") && message.contains("orders"), "\(message)")
+            }
+            #expect(try await PostgresTestDatabase.integer(url, "SELECT COUNT(*) FROM outbox_events") == 3, "nothing was added")
+        }
+    }
+
     @Test("replicas opening a new database at the same moment migrate it once")
     func migrationsOnce() async throws {
         try await PostgresTestDatabase.withFreshDatabase { (url: String) async throws in

@@ -32,6 +32,7 @@ struct ConfigurationTests {
         #expect(c.payoutCallbackURL == "https://cb.shop.example/callbacks/payout")
         #expect(c.webhookRetrySchedule == [.seconds(5), .seconds(300), .seconds(1800), .seconds(7200), .seconds(18000), .seconds(36000), .seconds(36000)])
         #expect(c.webhookTimeout == .seconds(15))
+        #expect(c.webhookLease == .seconds(10))
         #expect(c.gatewayTimeout == .seconds(10))
         #expect(c.reconcileAfter == .seconds(60))
         #expect(c.database == .sqlite(path: "pay-sidecar.db", durable: true))
@@ -102,6 +103,7 @@ struct ConfigurationTests {
         ("PAYSIDECAR_WEBHOOK_SECRET", "hunter2", "PAYSIDECAR_WEBHOOK_SECRET"),
         ("PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE", "5s,,1m", "PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE"),
         ("PAYSIDECAR_WEBHOOK_TIMEOUT", "0s", "PAYSIDECAR_WEBHOOK_TIMEOUT"),
+        ("PAYSIDECAR_WEBHOOK_LEASE", "500ms", "PAYSIDECAR_WEBHOOK_LEASE"),
         ("PAYSIDECAR_DATABASE_URL", "mysql://x", "PAYSIDECAR_DATABASE_URL"),
         ("PAYSIDECAR_DATABASE_URL", "sqlite://", "PAYSIDECAR_DATABASE_URL"),
         ("PAYSIDECAR_DATABASE_URL", "sqlite://x.db?synchronous=off", "PAYSIDECAR_DATABASE_URL"),

@@ -42,10 +42,25 @@ final class SidecarProcess: @unchecked Sendable {
     }
 
     func start(_ client: CurlClient) async throws {
-        process = try ChildProcess(paySidecarBinary().path, ["serve"] + arguments, environment: environment, output: logFile.path)
-        let up = await eventually { (try? await client.execute(CurlRequest(url: self.api + "/readyz")))?.status == 200 }
-        guard up else { throw TestFailure("pay-sidecar did not start: \((try? String(contentsOf: logFile, encoding: .utf8)) ?? "")") }
+        try launch()
+        try await waitUntilReady(client)
     }
+
+    /// Starts the process without waiting for it (several replicas start together this way).
+    func launch() throws {
+        process = try ChildProcess(paySidecarBinary().path, ["serve"] + arguments, environment: environment, output: logFile.path)
+    }
+
+    /// Waits (up to `timeout`) until `/readyz` answers 200.
+    func waitUntilReady(_ client: CurlClient, timeout: Duration = .seconds(10)) async throws {
+        let up = await eventually(timeout: timeout) { (try? await client.execute(CurlRequest(url: self.api + "/readyz")))?.status == 200 }
+        guard up else { throw TestFailure("pay-sidecar did not start: \(log)") }
+    }
+
+    /// Everything the process logged so far (over all its starts).
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    var isRunning: Bool { process?.isRunning ?? false }
 
     /// Sends `signal` and waits (up to 30 s) for the process to end; how it ended, nil if it did not.
     func signal(_ signal: Int32) async -> ChildProcess.Termination? {

@@ -1,5 +1,6 @@
 import CurlHTTP
 import Foundation
+import Sidecar
 import TestSupport
 import Testing
 
@@ -127,5 +128,62 @@ struct ExamplesTests {
                 #expect(!receiver.text.contains("D-forged"))
             }
         }
+    }
+
+    /// A compose file as JSON, read by Python's PyYAML (nil when python3 or PyYAML is missing: the text checks still run).
+    static func composeDocument(_ file: URL) async throws -> [String: Any]? {
+        guard onPath("python3") else { return nil }
+        let (status, output) = try await runProgram(["python3", "-c", """
+            import json, sys
+            try:
+                import yaml
+            except ImportError:
+                print("no-yaml"); sys.exit(0)
+            print(json.dumps(yaml.safe_load(open(sys.argv[1]))))
+            """, file.path])
+        #expect(status == 0, "\(file.lastPathComponent) is not YAML: \(output)")
+        guard status == 0, !output.hasPrefix("no-yaml") else { return nil }
+        return try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+    }
+
+    @Test("the compose files name only settings that exist, pass secrets as files, and the PostgreSQL one runs two replicas on one database behind the callback proxy they trust")
+    func composeFiles() async throws {
+        let known = Set(Setting.all.flatMap { [$0.variable] + ($0.fileVariable.map { [$0] } ?? []) })
+        for name in ["docker-compose.yml", "docker-compose.postgres.yml"] {
+            let file = examplesFolder.appendingPathComponent(name)
+            let text = try String(contentsOf: file, encoding: .utf8)
+            let named = Set(text.matches(of: /PAYSIDECAR_[A-Z_]+/).map { String($0.output) })
+            #expect(!named.isEmpty && named.isSubset(of: known), "\(name) names unknown settings: \(named.subtracting(known))")
+            for secret in Setting.all.filter(\.isSecret) {
+                #expect(!text.contains("\(secret.variable):"), "\(name): \(secret.variable) inline; secrets come from files (\(secret.fileVariable!))")
+            }
+            for path in text.matches(of: /file: (\.\/[^\s]+)/).map({ String($0.output.1) }) {
+                #expect(FileManager.default.fileExists(atPath: examplesFolder.appendingPathComponent(path).path), "\(name): \(path) exists")
+            }
+        }
+        let postgres = examplesFolder.appendingPathComponent("docker-compose.postgres.yml")
+        guard let document = try await Self.composeDocument(postgres) else {
+            print("PyYAML is not installed: docker-compose.postgres.yml checked as text only")
+            return
+        }
+        let services = try #require(document["services"] as? [String: [String: Any]])
+        let replicas = services.filter { ($0.value["environment"] as? [String: Any])?["PAYSIDECAR_DATABASE_URL"] != nil }
+        #expect(replicas.keys.sorted() == ["sidecar-a", "sidecar-b"])
+        let environments = replicas.values.compactMap { $0["environment"] as? [String: Any] }
+        let databases = Set(environments.compactMap { $0["PAYSIDECAR_DATABASE_URL"] as? String })
+        #expect(databases.count == 1 && databases.first?.hasPrefix("postgres://pay@postgres:5432/") == true, "one database, no password in the URL: \(databases)")
+        #expect(environments.allSatisfy { $0["PAYSIDECAR_DATABASE_PASSWORD_FILE"] as? String == "/run/secrets/db_password" })
+        // The replicas trust the proxy's address, and the gateway calls back through it.
+        let proxy = try #require(services["callbacks"])
+        let proxyAddress = ((proxy["networks"] as? [String: Any])?["edge"] as? [String: Any])?["ipv4_address"] as? String
+        #expect(proxyAddress != nil && environments.allSatisfy { $0["PAYSIDECAR_TRUSTED_PROXIES"] as? String == proxyAddress })
+        #expect(environments.allSatisfy { $0["PAYSIDECAR_PUBLIC_URL"] as? String == "http://callbacks:8081" })
+        #expect((proxy["volumes"] as? [String])?.contains("./nginx-callbacks.conf:/etc/nginx/conf.d/default.conf:ro") == true)
+        let nginx = try String(contentsOf: examplesFolder.appendingPathComponent("nginx-callbacks.conf"), encoding: .utf8)
+        #expect(nginx.contains("server sidecar-a:8081") && nginx.contains("server sidecar-b:8081"))
+        let database = try #require(services["postgres"])
+        #expect(((database["environment"] as? [String: Any])?["POSTGRES_PASSWORD_FILE"] as? String) == "/run/secrets/db_password")
+        let secrets = try #require(document["secrets"] as? [String: [String: String]])
+        #expect(Set(secrets.keys) == ["merchant_secret", "api_token", "webhook_secret", "db_password"])
     }
 }

@@ -40,7 +40,7 @@ struct ReadmeTests {
         let text = try String(contentsOf: Self.readme, encoding: .utf8)
         #expect(text.contains("make test"))
         #expect(text.contains("make demo"))
-        for command in ["sign", "verify-callback", "events list", "events show", "events redeliver", "secrets revoke-previous", "healthcheck"] {
+        for command in ["sign", "verify-callback", "events list", "events show", "events redeliver", "secrets revoke-previous", "healthcheck", "migrate-ledger"] {
             #expect(text.contains("pay-sidecar \(command)"), "README documents pay-sidecar \(command)")
             let words = command.split(separator: " ").map(String.init)
             let run = try await runTool(words + ["--help"])

@@ -10,6 +10,11 @@ public struct ReceivedHTTPRequest: Sendable {
     public var uri: String
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// When the request was complete.
+    public var receivedAt: ContinuousClock.Instant
+    /// When it ended for the client: its answer was written, or the connection closed first (the client gave up or
+    /// died). Nil while neither happened. With `receivedAt`, the time the request was in the server's hands.
+    public var endedAt: ContinuousClock.Instant?
 
     public func header(_ name: String) -> String? {
         headers.first { $0.0.lowercased() == name.lowercased() }?.1
@@ -54,6 +59,10 @@ public final class TestHTTPServer: Sendable {
         var accepted = 0
         var closed = 0
         var requests: [ReceivedHTTPRequest] = []
+
+        mutating func end(_ index: Int) {
+            if requests[index].endedAt == nil { requests[index].endedAt = .now }
+        }
     }
 
     public static func start(_ handler: @escaping Handler) async throws -> TestHTTPServer {
@@ -100,6 +109,8 @@ public final class TestHTTPServer: Sendable {
         let stats: NIOLockedValueBox<Stats>
         var head: HTTPRequestHead?
         var body: [UInt8] = []
+        /// The request being answered on this connection (its index in `requests`).
+        var open: Int?
 
         init(handler: @escaping Handler, stats: NIOLockedValueBox<Stats>) {
             self.handler = handler
@@ -115,8 +126,12 @@ public final class TestHTTPServer: Sendable {
                 body.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
             case .end:
                 guard let head else { return }
-                let request = ReceivedHTTPRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body)
-                stats.withLockedValue { $0.requests.append(request) }
+                let request = ReceivedHTTPRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: body,
+                                                  receivedAt: .now, endedAt: nil)
+                open = stats.withLockedValue { stats in
+                    stats.requests.append(request)
+                    return stats.requests.count - 1
+                }
                 let response = handler(request)
                 let keepAlive = head.isKeepAlive
                 if let delay = response.delay {
@@ -132,8 +147,20 @@ public final class TestHTTPServer: Sendable {
             }
         }
 
+        func channelInactive(context: ChannelHandlerContext) {
+            endOpenRequest()
+            context.fireChannelInactive()
+        }
+
+        func endOpenRequest() {
+            guard let index = open else { return }
+            open = nil
+            stats.withLockedValue { $0.end(index) }
+        }
+
         func write(_ response: TestHTTPResponse, keepAlive: Bool, context: ChannelHandlerContext) {
             guard context.channel.isActive else { return }
+            defer { endOpenRequest() }
             if response.dropConnection {
                 context.close(promise: nil)
                 return

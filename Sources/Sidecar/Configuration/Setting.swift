@@ -36,6 +36,7 @@ extension Setting {
     public static let endpointDisableAfter = Setting("PAYSIDECAR_ENDPOINT_DISABLE_AFTER", default: "120h", "A webhook endpoint that has failed every attempt for this long is disabled until re-enabled (its deliveries are kept)")
     public static let webhookRetrySchedule = Setting("PAYSIDECAR_WEBHOOK_RETRY_SCHEDULE", default: "5s,5m,30m,2h,5h,10h,10h", "Delays between webhook attempts after the first")
     public static let webhookTimeout = Setting("PAYSIDECAR_WEBHOOK_TIMEOUT", default: "15s", "Per-attempt webhook timeout")
+    public static let webhookLease = Setting("PAYSIDECAR_WEBHOOK_LEASE", default: "10s", "How long a claim on a webhook being delivered lasts unless renewed (renewed every third of it while the attempt runs); a killed replica's deliveries go to another within it. At least 1s")
     public static let databaseURL = Setting("PAYSIDECAR_DATABASE_URL", default: "sqlite://pay-sidecar.db", "sqlite:///abs/path.db, sqlite://rel.db or postgres://user:password@host:5432/database?sslmode=...")
     public static let databasePassword = Setting("PAYSIDECAR_DATABASE_PASSWORD", secret: true, "PostgreSQL password, when PAYSIDECAR_DATABASE_URL holds none; never logged")
     public static let databasePoolSize = Setting("PAYSIDECAR_DATABASE_POOL_SIZE", default: "10", "PostgreSQL: connections each replica opens at most (2 or more: one listens for outbox notifications)")
@@ -61,7 +62,7 @@ extension Setting {
     /// Every setting, in the contract's order (PAYSIDECAR_TRUSTED_PROXIES is ours, next to the allowlist it refines).
     public static let all: [Setting] = [
         .gatewayURL, .appKey, .secretKey, .publicURL, .listen, .callbackListen, .apiToken, .webhookURL, .webhookSecret,
-        .webhookEndpointsFile, .endpointDisableAfter, .webhookRetrySchedule, .webhookTimeout, .databaseURL, .databasePassword, .databasePoolSize, .databaseTimeout, .callbackAllowedIPs, .trustedProxies, .gatewayTimeout, .reconcileAfter,
+        .webhookEndpointsFile, .endpointDisableAfter, .webhookRetrySchedule, .webhookTimeout, .webhookLease, .databaseURL, .databasePassword, .databasePoolSize, .databaseTimeout, .callbackAllowedIPs, .trustedProxies, .gatewayTimeout, .reconcileAfter,
         .reconcileHorizon, .resendAfter, .journalRetention, .tombstoneRetention, .eventRetention, .unknownOrderCallbacks, .secretGracePeriod,
         .headerTimeout, .idleTimeout, .maxConnections, .allowUnauthenticatedAPI,
         .logLevel, .logFormat,

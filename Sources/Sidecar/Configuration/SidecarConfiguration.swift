@@ -45,6 +45,8 @@ public struct SidecarConfiguration: Sendable {
     public var endpointDisableAfter: Duration
     public var webhookRetrySchedule: [Duration]
     public var webhookTimeout: Duration
+    /// How long a claim on an event being delivered lasts unless renewed.
+    public var webhookLease: Duration
     public var database: DatabaseLocation
     /// nil: callbacks from any address.
     public var callbackAllowedIPs: [IPRange]?
@@ -139,6 +141,11 @@ public struct SidecarConfiguration: Sendable {
         let endpointDisableAfter = try reader.duration(.endpointDisableAfter)
         let schedule = try reader.durationList(.webhookRetrySchedule)
         let webhookTimeout = try reader.duration(.webhookTimeout)
+        let webhookLease = try reader.duration(.webhookLease)
+        // Renewed every third of it: shorter would ask the database for renewals faster than a loaded one answers.
+        guard webhookLease >= .seconds(1) else {
+            throw ConfigurationError(Setting.webhookLease.variable, "'\(DurationText.format(webhookLease))' is shorter than 1s")
+        }
         let database = try reader.database(.databaseURL)
         let allowed = try reader.ipRanges(.callbackAllowedIPs)
         let trustedProxies = try reader.ipRanges(.trustedProxies)
@@ -173,7 +180,7 @@ public struct SidecarConfiguration: Sendable {
             gatewayURL: gatewayURL, appKey: appKey, secretKey: secretKey, publicURL: publicURL, listen: listen,
             callbackListen: callbackListen, apiToken: apiToken, webhookURL: webhookURL, webhookSecret: webhookSecret,
             webhookEndpoints: webhookEndpoints, endpointDisableAfter: endpointDisableAfter,
-            webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, database: database, callbackAllowedIPs: allowed, trustedProxies: trustedProxies,
+            webhookRetrySchedule: schedule, webhookTimeout: webhookTimeout, webhookLease: webhookLease, database: database, callbackAllowedIPs: allowed, trustedProxies: trustedProxies,
             gatewayTimeout: gatewayTimeout, reconcileAfter: reconcileAfter, reconcileHorizon: reconcileHorizon, resendAfter: resendAfter,
             journalRetention: journalRetention, tombstoneRetention: tombstoneRetention, eventRetention: eventRetention,
             headerTimeout: headerTimeout, idleTimeout: idleTimeout, maxConnections: maxConnections, acceptUnknownOrderCallbacks: unknownText == "accept", secretGracePeriod: grace,
@@ -193,6 +200,21 @@ extension SidecarConfiguration {
     ) throws(ConfigurationError) -> String? {
         var reader = SettingReader(flags: flags, environment: environment, readFile: readFile)
         return try reader.optional(setting)
+    }
+}
+
+extension SidecarConfiguration {
+    /// `url` read as `serve` reads PAYSIDECAR_DATABASE_URL, with the other database settings (the password, the pool
+    /// size, the timeout) from `flags`, the environment and files: for the command-line tools. Errors name
+    /// PAYSIDECAR_DATABASE_URL (or the setting at fault) and never the password.
+    public static func database(
+        url: String, flags: [String: String], environment: [String: String],
+        readFile: @escaping @Sendable (String) -> String? = ProcessEnvironment.readTrimmedFile
+    ) throws(ConfigurationError) -> DatabaseLocation {
+        var withURL = flags
+        withURL[Setting.databaseURL.variable] = url
+        var reader = SettingReader(flags: withURL, environment: environment, readFile: readFile)
+        return try reader.database(.databaseURL)
     }
 }
 

@@ -13,6 +13,10 @@ import Synchronization
 /// flag, schedule the next query, or ask for a payout to be re-sent (`resent`). Queries run one at a time,
 /// at most 10 a second. The rules, not this loop, say what each answer means (see `OrderStateMachine`).
 ///
+/// With several replicas each order is queried by one of them at a time: a replica claims a few orders at once
+/// (`batchSize`, so that a backlog spreads over the replicas) and starts a query only when it ends, gateway timeout
+/// included, before the claim does; what it has no time left for comes due again when the claim ends.
+///
 /// Hourly (more often with short retentions) it prunes: orders final for PAYSIDECAR_JOURNAL_RETENTION (a settled one leaves a tombstone),
 /// tombstones older than PAYSIDECAR_TOMBSTONE_RETENTION, delivered events older than PAYSIDECAR_EVENT_RETENTION.
 final class Reconciler: Service, Sendable {
@@ -25,6 +29,10 @@ final class Reconciler: Service, Sendable {
     let lastPrune = Mutex<Millis>(0)
 
     static let minimumSpacing: Duration = .milliseconds(100)
+    /// Orders claimed at a time.
+    static let batchSize = 5
+    /// Time kept, after a query's timeout, for recording its answer within the claim.
+    static let recordingMargin: Millis = 2_000
 
     /// Hourly, or four times per retention period when a retention is shorter than four hours (never more
     /// often than every second).
@@ -50,10 +58,16 @@ final class Reconciler: Service, Sendable {
     func run() async throws {
         await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
+                var more = false
                 do {
-                    let due = try await ledger.claimDueOrders(now: nowMillis(), lease: claimLease, limit: 20)
+                    let due = try await ledger.claimDueOrders(now: nowMillis(), lease: claimLease, limit: Self.batchSize)
+                    more = due.count == Self.batchSize
                     for order in due {
                         guard !Task.isCancelled else { return }
+                        guard startsWithinClaim(order) else {
+                            more = false
+                            break
+                        }
                         await reconcile(order)
                         try? await Task.sleep(for: Self.minimumSpacing)
                     }
@@ -61,9 +75,17 @@ final class Reconciler: Service, Sendable {
                 } catch {
                     logger.error("reconciler pass failed", metadata: ["error": "\(error)"])
                 }
-                try? await Task.sleep(for: tick)
+                // A full batch: there may be more due now.
+                if !more { try? await Task.sleep(for: tick) }
             }
         }
+    }
+
+    /// Whether a query of `claimed`, started now, ends within its claim (`nextQueryAt` holds the claim's end): the
+    /// gateway call is bounded by PAYSIDECAR_GATEWAY_TIMEOUT, its recording by `recordingMargin`. After a slow
+    /// gateway has used up the claim, another replica may claim the order; this one leaves it.
+    func startsWithinClaim(_ claimed: Order) -> Bool {
+        nowMillis() + milliseconds(configuration.gatewayTimeout) + Self.recordingMargin <= (claimed.nextQueryAt ?? 0)
     }
 
     func reconcile(_ claimed: Order) async {
