@@ -175,6 +175,13 @@ extension SQLiteLedger {
                 CREATE INDEX outbox_delivered ON outbox_events(delivered_at) WHERE delivered_at IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("v5: the trace context of creates, carried to their webhooks") { db in
+            // Plain nullable columns: rows from before hold none, and their webhooks simply start no trace.
+            try db.execute(sql: """
+                ALTER TABLE orders ADD COLUMN trace_parent TEXT;
+                ALTER TABLE outbox_events ADD COLUMN trace_parent TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -135,6 +135,11 @@ extension PostgresLedger {
             )
             """,
         ]),
+        // As SQLite's v5: the trace context of creates, carried to their webhooks (nullable; older rows hold none).
+        Migration(version: 2, name: "the trace context of creates, carried to their webhooks", statements: [
+            "ALTER TABLE orders ADD COLUMN trace_parent TEXT",
+            "ALTER TABLE outbox_events ADD COLUMN trace_parent TEXT",
+        ]),
     ]
 
     /// Applies the migrations this database lacks, in one transaction, and returns their versions.
