@@ -3,6 +3,8 @@ import Foundation
 import TestSupport
 import Testing
 
+@testable import Sidecar
+
 /// Whether this build has the trace exporter (the package's `OpenTelemetry` trait, which `make test` enables).
 let buildHasTraceExporter: Bool = {
     #if OpenTelemetry
@@ -14,6 +16,43 @@ let buildHasTraceExporter: Bool = {
 
 /// Spans exported after 50 ms, not swift-otel's default 5 s, so the tests wait for little.
 let fastExport = ["OTEL_BSP_SCHEDULE_DELAY": "50"]
+
+@Suite("Trace context")
+struct TraceParentTests {
+    @Test("only a well-formed version-00 traceparent is kept (it goes out in webhooks)", arguments: [
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", true),
+        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", false),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", false),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", false),
+        ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false),
+        ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", false),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nx", false),
+        ("00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01", false),
+        ("", false),
+    ])
+    func validation(value: String, valid: Bool) {
+        #expect((TraceParent.validated(value) != nil) == valid)
+    }
+
+    @Test("a failed gateway call's outcome in its span: refused or 5xx unavailable; sent and then lost unknown; timeout; bad_response")
+    func gatewayOutcomes() {
+        func outcome(_ kind: GatewayCallFailure.Kind, sent: Bool, answered: Bool) -> String {
+            GatewayClient.spanOutcome(GatewayCallFailure(kind: kind, detail: "-", requestSent: sent), answered: answered)
+        }
+        #expect(outcome(.unavailable, sent: false, answered: false) == "unavailable")
+        #expect(outcome(.unavailable, sent: true, answered: true) == "unavailable", "a 5xx")
+        #expect(outcome(.unavailable, sent: true, answered: false) == "unknown", "the connection lost after sending: the order may exist")
+        #expect(outcome(.timeout, sent: true, answered: false) == "timeout")
+        #expect(outcome(.badResponse, sent: true, answered: true) == "bad_response")
+    }
+
+    @Test("without a tracer, nothing is injected and a stored value is no parent: the webhook carries it as it came")
+    func noTracer() {
+        #expect(TraceParent.current() == nil)
+        #expect(TraceParent.inject(TraceParent.context(continuing: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")) == nil)
+    }
+}
 
 /// Traces through the real binary: spans exported over OTLP/HTTP to a collector on loopback, decoded and checked;
 /// a caller's trace continued into the webhook's `traceparent`; trace ids in the JSON log lines.

@@ -10,11 +10,11 @@ import Tracing
 /// exporter nothing is traced, but the caller's header is still kept and passed on as it came, so a consumer's
 /// trace continues either way. Only a well-formed version-00 value is ever kept or sent: the header goes out in
 /// every webhook, and a caller must not be able to put anything else there.
-public enum TraceParent {
+enum TraceParent {
     static let header = "traceparent"
 
     /// `value` when it is a valid version-00 `traceparent` (lowercase hex, neither id all zeros), else nil.
-    public static func validated(_ value: String?) -> String? {
+    static func validated(_ value: String?) -> String? {
         guard let value else { return nil }
         let bytes = Array(value.utf8)
         guard bytes.count == 55, bytes[0] == UInt8(ascii: "0"), bytes[1] == UInt8(ascii: "0"),
@@ -56,12 +56,14 @@ public enum TraceParent {
     }
 }
 
+/// Writes a context's headers into a dictionary (what is stored with an order).
 struct DictionaryInjector: Injector {
     func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) {
         carrier[key] = value
     }
 }
 
+/// Reads a stored `traceparent` back as the instrument's context.
 struct DictionaryExtractor: Extractor {
     func extract(key: String, from carrier: [String: String]) -> String? {
         carrier[key]
