@@ -22,8 +22,10 @@ COPY Package.swift ./
 RUN swift package resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
-RUN swift build -c release --static-swift-stdlib --product pay-sidecar \
- && swift build -c release --static-swift-stdlib --product gateway-sim \
+# With the trace exporter (the OpenTelemetry trait; traces are exported only when OTEL_EXPORTER_OTLP_ENDPOINT is
+# set). Both products with the same traits, so the second build reuses the first's modules.
+RUN swift build -c release --static-swift-stdlib --traits OpenTelemetry --product pay-sidecar \
+ && swift build -c release --static-swift-stdlib --traits OpenTelemetry --product gateway-sim \
  && install -D "$(swift build -c release --show-bin-path)/pay-sidecar" /out/pay-sidecar \
  && install -D "$(swift build -c release --show-bin-path)/gateway-sim" /out/gateway-sim \
  && strip /out/pay-sidecar /out/gateway-sim \

@@ -20,6 +20,13 @@ let package = Package(
         .library(name: "Sidecar", targets: ["Sidecar"]),
         .library(name: "Orders", targets: ["Orders"]),
     ],
+    // OpenTelemetry's exporter (swift-otel, with AsyncHTTPClient, SwiftNIO SSL and SwiftProtobuf behind it) adds
+    // minutes to a first build, so it is a trait: `make demo` and a plain `swift build` leave it out; the tests, CI
+    // and the container image build with it (`--traits OpenTelemetry`). The spans themselves are always compiled
+    // (swift-distributed-tracing); only the exporter's bootstrap needs the trait.
+    traits: [
+        .trait(name: "OpenTelemetry", description: "Export traces over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (swift-otel)"),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -35,6 +42,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // OTLP over HTTP only: its gRPC exporter (the OTLPGRPC trait) is never built.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // Everything the gateway's document says: messages, signatures, field rules. Pure, no I/O.
@@ -134,6 +144,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             resources: [.embedInCode("openapi.json")],
             swiftSettings: swiftSettings
@@ -156,6 +167,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel", condition: .when(traits: ["OpenTelemetry"])),
             ],
             swiftSettings: swiftSettings
         ),

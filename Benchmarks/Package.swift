@@ -7,7 +7,9 @@ let package = Package(
     name: "pay-sidecar-benchmarks",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(name: "pay-sidecar", path: ".."),
+        // With the traits `make test` and CI build the main package with (the Makefile's TEST_TRAITS): CI builds this
+        // package in the main build folder, and the same traits keep the main package's modules from being rebuilt.
+        .package(name: "pay-sidecar", path: "..", traits: ["OpenTelemetry"]),
         // Only the malloc interposer trait: the runtime interposer's package is not needed (nor available offline).
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],

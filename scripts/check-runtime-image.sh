@@ -28,7 +28,10 @@ fi
 mkdir -p "$work"
 
 echo "== release build (as the Dockerfile's builder stage)"
-swift build -c release --static-swift-stdlib --product pay-sidecar 2>&1 | { grep -E "error|Compiling|Build complete" || true; } | tail -2
+traits=$(grep -o -- '--traits [A-Za-z,]*' Dockerfile | head -1)
+[ -n "$traits" ] || { echo "check-runtime-image: cannot read the build's traits from the Dockerfile" >&2; exit 2; }
+# shellcheck disable=SC2086
+swift build -c release --static-swift-stdlib $traits --product pay-sidecar 2>&1 | { grep -E "error|Compiling|Build complete" || true; } | tail -2
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "check-runtime-image: the release build failed" >&2; exit 1; }
 binary=$(swift build -c release --show-bin-path)/pay-sidecar
 cp "$binary" "$work/pay-sidecar"

@@ -24,9 +24,11 @@ public struct OutboxEvent: Sendable, Hashable {
     public var lastError: String?
     public var createdAt: Millis
     public var deliveredAt: Millis?
+    /// The `traceparent` of the order's create: each attempt's span continues that trace, and the webhook carries it.
+    public var traceParent: String?
 
     public init(id: String, type: EventType, kind: OrderKind, mrn: String, body: String, notifyUrl: String?, status: EventStatus, attempts: Int,
-                scheduleBase: Int, nextAttemptAt: Millis?, lastError: String?, createdAt: Millis, deliveredAt: Millis?) {
+                scheduleBase: Int, nextAttemptAt: Millis?, lastError: String?, createdAt: Millis, deliveredAt: Millis?, traceParent: String? = nil) {
         self.id = id
         self.type = type
         self.kind = kind
@@ -40,6 +42,7 @@ public struct OutboxEvent: Sendable, Hashable {
         self.lastError = lastError
         self.createdAt = createdAt
         self.deliveredAt = deliveredAt
+        self.traceParent = traceParent
     }
 }
 

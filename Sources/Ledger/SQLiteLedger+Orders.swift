@@ -8,7 +8,7 @@ enum OrderRow {
         "kind", "mrn", "amount", "channel_id", "notify_url", "state", "created_by_sidecar", "request", "fingerprint", "response_status",
         "response_body", "verdict", "gateway_code", "send_count", "first_sent_at", "sending_since", "not_found_since", "last_gateway_status",
         "query_count", "next_query_at", "settled_source", "settled_at", "paid_amount", "settlement_event_id", "flag", "flags", "created_at",
-        "updated_at", "closed_at", "version",
+        "updated_at", "closed_at", "version", "trace_parent",
     ]
 
     static let insertSQL = "INSERT INTO orders (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", "))) ON CONFLICT DO NOTHING"
@@ -21,7 +21,7 @@ enum OrderRow {
             order.fingerprint, order.answer?.status, order.answer?.body, order.verdict?.rawValue, order.gatewayCode, order.sendCount, order.firstSentAt,
             order.sendingSince, order.notFoundSince, order.lastGatewayStatus, order.queryCount, order.nextQueryAt, order.settledSource?.rawValue,
             order.settledAt, order.paidAmount, order.settlementEventID, order.flag?.code.rawValue, order.flags.isEmpty ? nil : StoredFlags.encode(order.flags),
-            order.createdAt, order.updatedAt, order.closedAt, order.version,
+            order.createdAt, order.updatedAt, order.closedAt, order.version, order.traceParent,
         ]
     }
 
@@ -58,6 +58,7 @@ enum OrderRow {
         order.updatedAt = row["updated_at"]
         order.closedAt = row["closed_at"]
         order.version = row["version"]
+        order.traceParent = row["trace_parent"]
         return order
     }
 }

@@ -180,6 +180,13 @@ extension SQLiteLedger {
             // comes back (`AttemptSettlement`).
             try db.execute(sql: "ALTER TABLE outbox_events ADD COLUMN claimed_by TEXT")
         }
+        migrator.registerMigration("v6: the trace context of creates, carried to their webhooks") { db in
+            // Plain nullable columns: rows from before hold none, and their webhooks simply start no trace.
+            try db.execute(sql: """
+                ALTER TABLE orders ADD COLUMN trace_parent TEXT;
+                ALTER TABLE outbox_events ADD COLUMN trace_parent TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -149,9 +149,10 @@ public final class SQLiteLedger: Ledger {
             for event in write.events {
                 // An id already in the outbox is the same fact emitted again: kept once.
                 try db.cachedStatement(sql: """
-                    INSERT INTO outbox_events (id, type, kind, mrn, body, notify_url, status, next_attempt_at, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (id) DO NOTHING
-                    """).execute(arguments: [event.id, event.type.rawValue, event.kind.rawValue, event.mrn, event.body, event.notifyUrl, event.createdAt, event.createdAt])
+                    INSERT INTO outbox_events (id, type, kind, mrn, body, notify_url, status, next_attempt_at, created_at, trace_parent)
+                    VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (id) DO NOTHING
+                    """).execute(arguments: [event.id, event.type.rawValue, event.kind.rawValue, event.mrn, event.body, event.notifyUrl, event.createdAt, event.createdAt,
+                                             event.traceParent])
             }
             if let r = write.receipt {
                 try db.cachedStatement(sql: """
@@ -230,7 +231,8 @@ public final class SQLiteLedger: Ledger {
         return OutboxEvent(
             id: row["id"], type: type, kind: kind, mrn: row["mrn"], body: row["body"], notifyUrl: row["notify_url"],
             status: status, attempts: row["attempts"], scheduleBase: row["schedule_base"],
-            nextAttemptAt: row["next_attempt_at"], lastError: row["last_error"], createdAt: row["created_at"], deliveredAt: row["delivered_at"]
+            nextAttemptAt: row["next_attempt_at"], lastError: row["last_error"], createdAt: row["created_at"], deliveredAt: row["delivered_at"],
+            traceParent: row["trace_parent"]
         )
     }
 

@@ -10,7 +10,7 @@ enum OrderColumns {
         "kind", "mrn", "amount", "channel_id", "notify_url", "state", "created_by_sidecar", "request", "fingerprint", "response_status",
         "response_body", "verdict", "gateway_code", "send_count", "first_sent_at", "sending_since", "not_found_since", "last_gateway_status",
         "query_count", "next_query_at", "settled_source", "settled_at", "paid_amount", "settlement_event_id", "flag", "flags", "created_at",
-        "updated_at", "closed_at", "version",
+        "updated_at", "closed_at", "version", "trace_parent",
     ]
 
     /// Inserts `$1`... in the order of `names`, unless the (kind, mrn) is tombstoned; `RETURNING` says whether it did.
@@ -66,6 +66,7 @@ enum OrderColumns {
         b.append(order.updatedAt)
         b.append(order.closedAt)
         b.append(order.version)
+        b.append(order.traceParent)
     }
 
     static func decode(_ row: PostgresRow) throws -> Order {
@@ -94,6 +95,7 @@ enum OrderColumns {
         order.updatedAt = try c("updated_at")
         order.closedAt = try c("closed_at")
         order.version = try c("version")
+        order.traceParent = try c("trace_parent")
         return order
     }
 }
@@ -172,9 +174,9 @@ extension PostgresLedger {
             for event in write.events {
                 // An id already in the outbox is the same fact emitted again: kept once.
                 let rows = try await connection.query("""
-                    INSERT INTO outbox_events (id, type, kind, mrn, body, notify_url, status, next_attempt_at, created_at)
+                    INSERT INTO outbox_events (id, type, kind, mrn, body, notify_url, status, next_attempt_at, created_at, trace_parent)
                     VALUES (\(event.id), \(event.type.rawValue), \(event.kind.rawValue), \(event.mrn), \(event.body), \(event.notifyUrl), 'pending',
-                            \(event.createdAt), \(event.createdAt))
+                            \(event.createdAt), \(event.createdAt), \(event.traceParent))
                     ON CONFLICT (id) DO NOTHING RETURNING seq
                     """, logger: queryLogger).collect()
                 queued = queued || !rows.isEmpty

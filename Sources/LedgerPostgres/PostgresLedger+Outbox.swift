@@ -36,7 +36,8 @@ extension PostgresLedger {
         return OutboxEvent(
             id: try c("id"), type: type, kind: kind, mrn: try c("mrn"), body: try c("body"), notifyUrl: try c("notify_url"),
             status: status, attempts: try c("attempts"), scheduleBase: try c("schedule_base"),
-            nextAttemptAt: try c("next_attempt_at"), lastError: try c("last_error"), createdAt: try c("created_at"), deliveredAt: try c("delivered_at")
+            nextAttemptAt: try c("next_attempt_at"), lastError: try c("last_error"), createdAt: try c("created_at"), deliveredAt: try c("delivered_at"),
+            traceParent: try c("trace_parent")
         )
     }
 

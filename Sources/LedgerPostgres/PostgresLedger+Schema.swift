@@ -140,6 +140,11 @@ extension PostgresLedger {
         Migration(version: 2, name: "outbox claims name their owner", statements: [
             "ALTER TABLE outbox_events ADD COLUMN claimed_by TEXT",
         ]),
+        // As SQLite's v6: the trace context of creates, carried to their webhooks (nullable; older rows hold none).
+        Migration(version: 3, name: "the trace context of creates, carried to their webhooks", statements: [
+            "ALTER TABLE orders ADD COLUMN trace_parent TEXT",
+            "ALTER TABLE outbox_events ADD COLUMN trace_parent TEXT",
+        ]),
     ]
 
     /// The schema versions this build knows, oldest first.

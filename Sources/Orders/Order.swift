@@ -135,9 +135,12 @@ public struct Order: Sendable, Hashable {
     public var closedAt: Millis?
     /// Bumped by every write: a write based on an older version is refused (optimistic concurrency).
     public var version: Int
+    /// The W3C `traceparent` of the create, copied to every event emitted for the order so that its webhooks
+    /// continue the caller's trace. Carried, never interpreted.
+    public var traceParent: String?
 
     public init(kind: OrderKind, mrn: String, amount: String, channelId: Int? = nil, notifyUrl: String? = nil, state: OrderState,
-                createdBySidecar: Bool = true, request: String? = nil, fingerprint: String? = nil, createdAt: Millis) {
+                createdBySidecar: Bool = true, request: String? = nil, fingerprint: String? = nil, createdAt: Millis, traceParent: String? = nil) {
         self.kind = kind
         self.mrn = mrn
         self.amount = amount
@@ -166,6 +169,7 @@ public struct Order: Sendable, Hashable {
         self.updatedAt = createdAt
         self.closedAt = nil
         self.version = 0
+        self.traceParent = traceParent
     }
 
     /// The most recent flag, if any.

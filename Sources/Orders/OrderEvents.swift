@@ -38,8 +38,10 @@ public struct OutboxDraft: Sendable, Hashable {
     /// The order's own target, if it named one.
     public var notifyUrl: String?
     public var createdAt: Millis
+    /// The order's `traceparent` (its create's trace), sent with the webhook.
+    public var traceParent: String?
 
-    public init(id: String, type: EventType, kind: OrderKind, mrn: String, body: String, notifyUrl: String?, createdAt: Millis) {
+    public init(id: String, type: EventType, kind: OrderKind, mrn: String, body: String, notifyUrl: String?, createdAt: Millis, traceParent: String? = nil) {
         self.id = id
         self.type = type
         self.kind = kind
@@ -47,6 +49,7 @@ public struct OutboxDraft: Sendable, Hashable {
         self.body = body
         self.notifyUrl = notifyUrl
         self.createdAt = createdAt
+        self.traceParent = traceParent
     }
 }
 
@@ -97,7 +100,7 @@ public enum EventFactory {
         data.append(.init("knownOrder", .bool(order.createdBySidecar)))
         if let flag = order.flag { data.append(.init("flag", .string(flag.code.rawValue))) }
         return OutboxDraft(id: id, type: type, kind: order.kind, mrn: order.mrn, body: wrap(type, data, at: now),
-                           notifyUrl: order.notifyUrl, createdAt: now)
+                           notifyUrl: order.notifyUrl, createdAt: now, traceParent: order.traceParent)
     }
 
     /// The `*.flagged` event for the order's flag number `index` (its position in `order.flags`).
@@ -108,7 +111,7 @@ public enum EventFactory {
         return OutboxDraft(id: id, type: type, kind: order.kind, mrn: order.mrn,
                            body: wrap(type, flagData(kind: order.kind, mrn: order.mrn, flag: flag, orderStatus: order.state, ordered: order.amount,
                                                      channelId: order.channelId, knownOrder: order.createdBySidecar, reported: reported), at: now),
-                           notifyUrl: order.notifyUrl, createdAt: now)
+                           notifyUrl: order.notifyUrl, createdAt: now, traceParent: order.traceParent)
     }
 
     /// A `*.flagged` event about a pruned order (only its tombstone is left).

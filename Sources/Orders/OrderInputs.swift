@@ -39,8 +39,12 @@ public struct CreateRequest: Sendable, Hashable {
     /// The normalized request (JSON text) and its fingerprint.
     public var request: String
     public var fingerprint: String
+    /// The W3C `traceparent` the create's webhooks will carry (the caller's trace); not part of the fingerprint, so
+    /// a retry from another trace is still the same request.
+    public var traceParent: String?
 
-    public init(kind: OrderKind, mrn: String, amount: String, channelId: Int?, notifyUrl: String?, request: String, fingerprint: String) {
+    public init(kind: OrderKind, mrn: String, amount: String, channelId: Int?, notifyUrl: String?, request: String, fingerprint: String,
+                traceParent: String? = nil) {
         self.kind = kind
         self.mrn = mrn
         self.amount = amount
@@ -48,6 +52,7 @@ public struct CreateRequest: Sendable, Hashable {
         self.notifyUrl = notifyUrl
         self.request = request
         self.fingerprint = fingerprint
+        self.traceParent = traceParent
     }
 }
 

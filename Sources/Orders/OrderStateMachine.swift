@@ -127,7 +127,7 @@ public struct OrderStateMachine: Sendable {
         switch journaled {
         case .nothing:
             var order = Order(kind: request.kind, mrn: request.mrn, amount: request.amount, channelId: request.channelId, notifyUrl: request.notifyUrl,
-                              state: .sending, request: request.request, fingerprint: request.fingerprint, createdAt: now)
+                              state: .sending, request: request.request, fingerprint: request.fingerprint, createdAt: now, traceParent: request.traceParent)
             order.sendingSince = now
             order.nextQueryAt = now + policy.sendDeadline
             return save(order, from: nil, at: now, action: .send, outcome: .created)
@@ -152,6 +152,8 @@ public struct OrderStateMachine: Sendable {
                 order.closedAt = nil
                 order.sendingSince = now
                 order.nextQueryAt = now + policy.sendDeadline
+                // The retry is the create that reaches the gateway: its trace is the one the webhooks continue.
+                order.traceParent = request.traceParent ?? order.traceParent
                 return save(order, from: journaledOrder, at: now, action: .send, outcome: .created)
             }
             var decision = Decision(outcome: .answered)

@@ -37,7 +37,10 @@ public final class SidecarServer: Sendable {
     /// PAYSIDECAR_DATABASE_URL when the database cannot be opened: a SQLite file that cannot be opened or is in
     /// use, a PostgreSQL server that does not answer within PAYSIDECAR_DATABASE_TIMEOUT (one direct connection and
     /// `SELECT 1`, before any pool exists), refuses the credentials, or whose schema cannot be migrated.
-    public init(configuration: SidecarConfiguration, logger: Logger, metrics: SidecarMetrics = SidecarMetrics()) async throws {
+    ///
+    /// `tracing`: a tracer is bootstrapped (traces are exported), so each request gets a span. Without one the
+    /// listeners skip the tracing middleware, whose work would only feed the no-op tracer.
+    public init(configuration: SidecarConfiguration, logger: Logger, metrics: SidecarMetrics = SidecarMetrics(), tracing: Bool = false) async throws {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
@@ -77,9 +80,9 @@ public final class SidecarServer: Sendable {
         self.desk = desk
         self.reconciler = Reconciler(ledger: ledger, desk: desk, gateway: gateway, configuration: configuration, metrics: metrics, logger: logger)
         let internalRouter = SidecarServer.internalRouter(configuration: configuration, secrets: secrets, gateway: gateway, ledger: ledger, desk: desk,
-                                                          dispatcher: dispatcher, metrics: metrics, logger: logger)
+                                                          dispatcher: dispatcher, metrics: metrics, logger: logger, tracing: tracing)
         let callbackRouter = SidecarServer.callbackRouter(configuration: configuration, secrets: secrets, ledger: ledger, desk: desk,
-                                                          metrics: metrics, logger: logger)
+                                                          metrics: metrics, logger: logger, tracing: tracing)
         let portBox = PortBox()
         self.ports = portBox
         // With no trusted proxy in front, a callback's source is its connection's peer: the allowlist applies
@@ -147,8 +150,11 @@ public final class SidecarServer: Sendable {
 
     /// The internal API's router (routes are listed by the OpenAPI parity test).
     static func internalRouter(configuration: SidecarConfiguration, secrets: SecretStore, gateway: GatewayClient, ledger: any Ledger, desk: OrderDesk,
-                               dispatcher: WebhookDispatcher, metrics: SidecarMetrics, logger: Logger) -> Router<SidecarRequestContext> {
+                               dispatcher: WebhookDispatcher, metrics: SidecarMetrics, logger: Logger, tracing: Bool = false) -> Router<SidecarRequestContext> {
         let router = Router(context: SidecarRequestContext.self)
+        // Outermost, so that the request's log line is written inside its span (and carries its trace id); it takes
+        // the caller's `traceparent`, so the request continues the caller's trace.
+        if tracing { router.add(middleware: TracingMiddleware<SidecarRequestContext>()) }
         router.add(middleware: RequestLogMiddleware(logger: logger, listener: "internal", metrics: metrics))
         if configuration.apiToken != nil { router.add(middleware: BearerTokenMiddleware(secrets: secrets)) }
         InternalAPI(configuration: configuration, secrets: secrets, gateway: gateway, ledger: ledger, desk: desk, readiness: { await ledger.isHealthy() })
@@ -170,8 +176,12 @@ public final class SidecarServer: Sendable {
 
     /// The callback listener serves only the gateway's callbacks and `/healthz`; any internal route is 404 here.
     static func callbackRouter(configuration: SidecarConfiguration, secrets: SecretStore, ledger: any Ledger, desk: OrderDesk,
-                               metrics: SidecarMetrics, logger: Logger) -> Router<SidecarRequestContext> {
+                               metrics: SidecarMetrics, logger: Logger, tracing: Bool = false) -> Router<SidecarRequestContext> {
         let router = Router(context: SidecarRequestContext.self)
+        if tracing {
+            router.add(middleware: UntrustedTraceContextMiddleware())
+            router.add(middleware: TracingMiddleware<SidecarRequestContext>())
+        }
         router.add(middleware: RequestLogMiddleware(logger: logger, listener: "callback", metrics: metrics))
         router.get("/healthz") { _, _ in json(["status": .string("ok")]) }
         CallbackAPI(configuration: configuration, secrets: secrets, ledger: ledger, desk: desk, rejections: RejectionSampler(), metrics: metrics, logger: logger)

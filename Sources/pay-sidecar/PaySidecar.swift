@@ -44,26 +44,50 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration: SidecarConfiguration
+        let environment = ProcessEnvironment.read()
         do {
-            configuration = try SidecarConfiguration.load(flags: settings.flagValues, environment: ProcessEnvironment.read())
+            configuration = try SidecarConfiguration.load(flags: settings.flagValues, environment: environment)
         } catch {
             throw failStartup(error.description)
         }
-        LoggingSystem.bootstrapSidecar(format: configuration.logFormat, level: configuration.logLevel)
+        // Traces only when an OTLP endpoint is named and the exporter is built in; otherwise nothing of it runs.
+        let tracesRequested = TraceExport.requested(by: environment)
+        let exporting = tracesRequested != nil && TraceExport.isBuiltIn
+        if exporting {
+            do { try TraceExport.validate(environment) } catch { throw failStartup(error.description) }
+        }
+        LoggingSystem.bootstrapSidecar(format: configuration.logFormat, level: configuration.logLevel,
+                                       metadataProvider: exporting ? TraceExport.loggingMetadataProvider : nil)
         let logger = Logger(label: "pay-sidecar")
         for flag in settings.secretFlagsGiven {
             logger.warning("a secret was given on the command line: any user of this machine can read it in the process list; use the _FILE form",
                            metadata: ["flag": "\(flag)"])
         }
+        let traceExporter: (any Service)?
+        if let variable = tracesRequested, exporting {
+            do {
+                traceExporter = try TraceExport.bootstrap(environment: environment, logger: logger)
+            } catch {
+                throw failStartup("\(variable): the trace exporter could not be set up: \(error)")
+            }
+        } else {
+            traceExporter = nil
+            if let variable = tracesRequested {
+                logger.warning("traces are not exported: this build has no trace exporter (build with --traits OpenTelemetry)", metadata: ["variable": "\(variable)"])
+            }
+        }
+        let tracing = traceExporter != nil
         let server: SidecarServer
         do {
-            server = try await SidecarServer(configuration: configuration, logger: logger)
+            server = try await SidecarServer(configuration: configuration, logger: logger, tracing: tracing)
         } catch let error as ConfigurationError {
             throw failStartup(error.description)
         }
         // Metrics that dependencies emit through swift-metrics land on the same /metrics.
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: server.metrics.registry))
-        let group = ServiceGroup(configuration: .init(services: server.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        // The exporter first: stopped last, it sends the spans of the requests that finished during shutdown.
+        let services = (traceExporter.map { [$0] } ?? []) + server.services
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         // SIGHUP reloads the secrets from their *_FILEs (rotation without a restart).
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -82,6 +106,7 @@ struct Serve: AsyncParsableCommand {
                     "api_token": "\(configuration.apiToken == nil ? "off" : "on")",
                     "webhook_url": "\(configuration.webhookURL.map(URLText.redacted) ?? "-")",
                     "secret_files_watched": "\(configuration.secretFiles.count)",
+                    "traces": "\(tracing ? "otlp" : "off")",
                 ])
             }
             // Runs until SIGTERM/SIGINT (or a failure); then stop listening for SIGHUP.

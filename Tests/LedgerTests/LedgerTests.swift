@@ -149,6 +149,8 @@ struct SQLiteLedgerTests {
         #expect(unknown.state == .unknown && unknown.verdict == .unknown && unknown.sendCount == 1 && unknown.nextQueryAt == 100 && unknown.closedAt == nil)
         guard case .order(let sending) = try await l.journaled(.deposit, "D-sending") else { Issue.record("D-sending is gone"); return }
         #expect(sending.sendingSince == 9 && sending.nextQueryAt != nil, "left sending by v3: due for the reconciler")
+        #expect(old.traceParent == nil && sending.traceParent == nil, "v5 adds the trace context; older rows hold none")
+        #expect(try await l.events(EventQuery()).map(\.traceParent) == [nil])
     }
 }
 
@@ -170,6 +172,27 @@ struct JournalWriteTests {
             #expect(try await l.commit(JournalWrite(order: .update(stale, expectedVersion: 1), events: [event("evt_stale", mrn: "P-v")])) == .conflict(.order(next)))
             #expect(try await l.events(EventQuery()).map(\.id) == ["evt_v"], "a refused write writes nothing, its events included")
             #expect(try await l.journaled(.payout, "P-v") == .order(next))
+        }
+    }
+
+    @Test("an order's traceparent is kept with it and with its events, through inserts, updates, claims and listings", arguments: Backend.available)
+    func traceParent(_ backend: Backend) async throws {
+        try await withLedger(backend) { (l: any Ledger) async throws in
+            let traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            var order = newOrder("P-trace")
+            order.traceParent = traceParent
+            var draft = event("evt_trace", mrn: "P-trace")
+            draft.traceParent = traceParent
+            #expect(try await l.commit(JournalWrite(order: .insert(order))) == .committed)
+            #expect(try await l.journaled(.payout, "P-trace") == .order(order))
+            var settled = order
+            settled.state = .succeeded
+            settled.version = 2
+            #expect(try await l.commit(JournalWrite(order: .update(settled, expectedVersion: 1), events: [draft, event("evt_plain", mrn: "P-trace")])) == .committed)
+            #expect(try await l.journaled(.payout, "P-trace") == .order(settled))
+            let claimed = try await l.claimDueEvents(now: 10, lease: 1_000, limit: 10, excluding: [])
+            #expect(claimed.map(\.id) == ["evt_trace", "evt_plain"] && claimed.map(\.traceParent) == [traceParent, nil])
+            #expect(try await l.event(id: "evt_trace")?.0.traceParent == traceParent)
         }
     }
 

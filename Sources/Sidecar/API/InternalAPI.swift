@@ -53,7 +53,8 @@ struct InternalAPI: Sendable {
             channelId: input.channelId, mrn: input.mrn, returnUrl: input.returnUrl, payer: input.payer
         )
         let create = CreateRequest(kind: .deposit, mrn: input.mrn, amount: input.amount.text, channelId: input.channelId, notifyUrl: input.notifyUrl,
-                                   request: input.normalized.jsonText, fingerprint: Self.fingerprint(input.normalized.jsonText))
+                                   request: input.normalized.jsonText, fingerprint: Self.fingerprint(input.normalized.jsonText),
+                                   traceParent: TraceParent.forCreate(request))
         return try await idempotentCreate(create) { () async -> SentCreate in
             switch input.mode {
             case .page:
@@ -120,7 +121,8 @@ struct InternalAPI: Sendable {
             bankName: input.bankName, callbackUrl: configuration.payoutCallbackURL, mrn: input.mrn
         )
         let create = CreateRequest(kind: .payout, mrn: input.mrn, amount: input.amount.text, channelId: nil, notifyUrl: input.notifyUrl,
-                                   request: input.normalized.jsonText, fingerprint: Self.fingerprint(input.normalized.jsonText))
+                                   request: input.normalized.jsonText, fingerprint: Self.fingerprint(input.normalized.jsonText),
+                                   traceParent: TraceParent.forCreate(request))
         return try await idempotentCreate(create) { () async -> SentCreate in
             let call = await gateway.createPayout(payout)
             context.trace.gatewayLatency = call.latency

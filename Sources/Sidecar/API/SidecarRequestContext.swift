@@ -22,8 +22,9 @@ final class RequestTrace: Sendable {
     }
 }
 
-/// The request context of both listeners: Hummingbird's core storage plus the trace.
-public struct SidecarRequestContext: RequestContext {
+/// The request context of both listeners: Hummingbird's core storage plus the trace. Its remote address gives
+/// the request's span the peer's address (`net.sock.peer.addr`).
+public struct SidecarRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     let trace = RequestTrace()
     /// The peer's address, for the callback allowlist.

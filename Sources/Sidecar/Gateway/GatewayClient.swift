@@ -1,5 +1,6 @@
 import CurlHTTP
 import GatewayProtocol
+import Tracing
 
 /// A gateway call that produced no answer the sidecar could read.
 public struct GatewayCallFailure: Error, Sendable, CustomStringConvertible {
@@ -61,17 +62,58 @@ public struct GatewayClient: Sendable {
         await call(query.kind == .deposit ? "deposit_query" : "payout_query", method: "GET", path: query.pathAndQuery(secret: secret), body: nil) { (bytes) throws(GatewayAnswerError) in try QueryAnswer(json: bytes) }
     }
 
+    /// One gateway call as a client span, named by its route template (`POST /api/Payouts/Create`). Its attributes
+    /// are the method, the template, the HTTP status and the outcome: never the query string (a query's is signed)
+    /// nor the body (the appKey, the signature, a payout's account).
     func call<Answer: Sendable>(
         _ operation: String, method: String, path: String, body: [UInt8]?,
         parse: ([UInt8]) throws(GatewayAnswerError) -> Answer
     ) async -> GatewayCall<Answer> {
+        let route = String(path.prefix { $0 != "?" })
+        return await withSpan("\(method) \(route)", ofKind: .client) { span in
+            span.attributes["http.request.method"] = method
+            span.attributes["url.template"] = route
+            span.attributes["paysidecar.gateway.operation"] = operation
+            let (call, status) = await send(operation, method: method, path: path, body: body, parse: parse)
+            if let status { span.attributes["http.response.status_code"] = status }
+            let outcome: String
+            switch call.result {
+            case .success: outcome = "answered"
+            case .failure(let failure):
+                outcome = Self.spanOutcome(failure, answered: status != nil)
+                span.setStatus(SpanStatus(code: .error, message: outcome))
+            }
+            span.attributes["paysidecar.gateway.outcome"] = outcome
+            return call
+        }
+    }
+
+    /// What a failed call means for the order, in the span's words: `timeout`; `bad_response` (an answer that is
+    /// not the documented JSON); `unknown` (sent, then the connection was lost or the call abandoned, with no
+    /// answer: the order may exist); `unavailable` (never reached the gateway, or it answered 5xx). The metrics
+    /// count `unknown` as `unavailable`.
+    static func spanOutcome(_ failure: GatewayCallFailure, answered: Bool) -> String {
+        switch failure.kind {
+        case .timeout: return "timeout"
+        case .badResponse: return "bad_response"
+        case .unavailable: return failure.requestSent && !answered ? "unknown" : "unavailable"
+        }
+    }
+
+    /// Sends the call; returns its result and the HTTP status, when there was an answer.
+    private func send<Answer: Sendable>(
+        _ operation: String, method: String, path: String, body: [UInt8]?,
+        parse: ([UInt8]) throws(GatewayAnswerError) -> Answer
+    ) async -> (GatewayCall<Answer>, Int?) {
         let start = ContinuousClock.now
+        var status: Int?
         var headers: [(name: String, value: String)] = [("Accept", "application/json")]
         if body != nil { headers.append(("Content-Type", "application/json; charset=utf-8")) }
         let request = CurlRequest(method: method, url: baseURL + path, headers: headers, body: body, timeout: timeout)
         let result: Result<Answer, GatewayCallFailure>
         do {
             let response = try await http.execute(request)
+            status = response.status
             if response.status >= 500 {
                 result = .failure(GatewayCallFailure(kind: .unavailable, detail: "the gateway answered HTTP \(response.status)", requestSent: true))
             } else if response.status != 200 {
@@ -102,7 +144,7 @@ public struct GatewayClient: Sendable {
             }
             metrics.gatewayCall(operation: operation, outcome: outcome, latency: latency)
         }
-        return GatewayCall(result: result, latency: latency)
+        return (GatewayCall(result: result, latency: latency), status)
     }
 
     static func failure(for error: CurlError) -> GatewayCallFailure {

@@ -2,6 +2,7 @@ import GatewayProtocol
 import Ledger
 import Logging
 import Orders
+import Tracing
 
 /// Runs the order rules against the journal: reads what is journaled, asks `OrderStateMachine` for a
 /// decision, commits its write in one transaction, and, when another writer changed the order meanwhile,
@@ -32,7 +33,7 @@ struct OrderDesk: Sendable {
             var machine = OrderStateMachine(journaled, policy: policy)
             let decision = input(&machine)
             guard let write = decision.write else { return (decision, machine.journaled) }
-            switch try await ledger.commit(write) {
+            switch try await commit(write, kind: kind, mrn: mrn) {
             case .committed:
                 report(decision, kind: kind, mrn: mrn)
                 return (decision, machine.journaled)
@@ -41,6 +42,25 @@ struct OrderDesk: Sendable {
             }
         }
         throw LedgerError("the \(kind.rawValue) \(mrn) kept changing while a decision was taken; try again")
+    }
+
+    /// One journal transaction, as a span of its own (a child of the request, callback or reconciler pass that
+    /// decided it): which order, what it became, how many events it queued, whether it had to reach the disk.
+    private func commit(_ write: JournalWrite, kind: OrderKind, mrn: String) async throws -> CommitResult {
+        try await withSpan("journal commit") { span in
+            span.attributes["paysidecar.order.kind"] = kind.rawValue
+            span.attributes["paysidecar.order.mrn"] = mrn
+            span.attributes["paysidecar.journal.durable"] = write.durable
+            span.attributes["paysidecar.journal.events"] = write.events.count
+            switch write.order {
+            case .insert(let order)?, .update(let order, _)?: span.attributes["paysidecar.order.state"] = order.state.rawValue
+            case .delete?: span.attributes["paysidecar.order.state"] = "pruned"
+            case nil: break
+            }
+            let result = try await ledger.commit(write)
+            span.attributes["paysidecar.journal.result"] = result == .committed ? "committed" : "conflict"
+            return result
+        }
     }
 
     private func report(_ decision: Decision, kind: OrderKind, mrn: String) {

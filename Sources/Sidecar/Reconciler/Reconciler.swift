@@ -4,6 +4,7 @@ import Logging
 import Orders
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Finds out what happened to orders the sidecar has no outcome for, and keeps the journal's size in check.
 ///
@@ -88,7 +89,18 @@ final class Reconciler: Service, Sendable {
         nowMillis() + milliseconds(configuration.gatewayTimeout) + Self.recordingMargin <= (claimed.nextQueryAt ?? 0)
     }
 
+
+    /// One due order, as a span of its own (no request is behind it): its journal commits and its gateway query
+    /// (or re-send) are the span's children.
     func reconcile(_ claimed: Order) async {
+        await withSpan("reconcile \(claimed.kind.rawValue)") { span in
+            span.attributes["paysidecar.order.kind"] = claimed.kind.rawValue
+            span.attributes["paysidecar.order.mrn"] = claimed.mrn
+            await reconcileUntraced(claimed)
+        }
+    }
+
+    private func reconcileUntraced(_ claimed: Order) async {
         let kind = claimed.kind
         let mrn = claimed.mrn
         do {
@@ -149,10 +161,16 @@ final class Reconciler: Service, Sendable {
         var pruned = 0
         while true {
             let batch = try await ledger.closedOrders(before: cutoff, limit: 500)
-            var prunedNow = 0
-            for order in batch {
-                let decision = try await desk.decide(order.kind, order.mrn, known: .order(order)) { $0.prune(closedBefore: cutoff, at: now) }.decision
-                if decision.outcome == .pruned { prunedNow += 1 }
+            if batch.isEmpty { break }
+            // One span per batch, so that its commits have a parent rather than each starting a trace.
+            let prunedNow = try await withSpan("journal prune") { span in
+                var count = 0
+                for order in batch {
+                    let decision = try await desk.decide(order.kind, order.mrn, known: .order(order)) { $0.prune(closedBefore: cutoff, at: now) }.decision
+                    if decision.outcome == .pruned { count += 1 }
+                }
+                span.attributes["paysidecar.journal.pruned"] = count
+                return count
             }
             pruned += prunedNow
             if batch.count < 500 || prunedNow == 0 { break }

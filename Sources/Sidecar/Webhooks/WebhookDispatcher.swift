@@ -8,6 +8,7 @@ import Logging
 import Orders
 import ServiceLifecycle
 import Synchronization
+import Tracing
 import Webhooks
 
 /// Delivers outbox events as Standard Webhooks: claims due events, posts them with bounded concurrency,
@@ -207,14 +208,36 @@ final class WebhookDispatcher: Service, Sendable {
         return .milliseconds(max(5, min(1000, wait)))
     }
 
+    /// One attempt, as a client span continuing the trace of the order's create (its stored `traceparent`): the
+    /// webhook carries the span's own context as its `traceparent`, so the consumer's handling joins the same trace.
+    /// Without a tracer the stored value goes out as it is. The target appears without its userinfo or query.
     func deliver(_ event: OutboxEvent, to url: String) async {
+        await withSpan("webhook attempt", context: TraceParent.context(continuing: event.traceParent), ofKind: .client) { span in
+            span.attributes["http.request.method"] = "POST"
+            span.attributes["url.full"] = URLText.redacted(url)
+            span.attributes["paysidecar.webhook.event_id"] = event.id
+            span.attributes["paysidecar.webhook.event_type"] = event.type.rawValue
+            span.attributes["paysidecar.webhook.attempt"] = event.attempts + 1
+            span.attributes["paysidecar.order.mrn"] = event.mrn
+            let traceParent = TraceParent.inject(span.context) ?? event.traceParent
+            guard let result = await attempt(event, to: url, traceParent: traceParent) else { return }
+            if let status = result.status { span.attributes["http.response.status_code"] = status }
+            span.attributes["paysidecar.webhook.outcome"] = result.outcome
+            if result.outcome != "delivered" { span.setStatus(SpanStatus(code: .error, message: result.outcome)) }
+        }
+    }
+
+    /// Posts the event once and records the attempt; returns the answer's status and the outcome (`delivered`,
+    /// `retry`, `failed`), or nil when nothing was sent.
+    private func attempt(_ event: OutboxEvent, to url: String, traceParent: String?) async -> (status: Int?, outcome: String)? {
         let body = Array(event.body.utf8)
         let started = nowMillis()
         var headers: [(name: String, value: String)] = [("Content-Type", "application/json"), ("User-Agent", "pay-sidecar-webhooks")]
         // Checked when the event was claimed; should the secret be gone since, nothing is sent: the claim expires and
         // the claim loop fails the event.
-        guard let signer = signer() else { return }
+        guard let signer = signer() else { return nil }
         headers += signer.headers(id: event.id, timestamp: started / 1000, body: body)
+        if let traceParent { headers.append((TraceParent.header, traceParent)) }
         var statusCode: Int?
         var retryAfter: String?
         var failure: String?
@@ -262,5 +285,6 @@ final class WebhookDispatcher: Service, Sendable {
             "event_id": "\(event.id)", "type": "\(event.type.rawValue)", "target": "\(URLText.redacted(url))", "mrn": "\(event.mrn)", "attempt": "\(attemptNumber)",
             "status": "\(statusCode.map(String.init) ?? failure ?? "-")", "outcome": "\(next)",
         ])
+        return (statusCode, outcome)
     }
 }
