@@ -121,6 +121,9 @@ pid=$!
 trap cleanup EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 kill -SEGV "$pid"
+# The backtracer reports, then the process ends; should it linger, it is killed after 20 s.
+for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 trap unmount_proc EXIT
 if ! grep -q "Program crashed" "$crashlog" || ! grep -q 'Thread 0 .*crashed' "$crashlog"; then
