@@ -12,17 +12,19 @@ if ! command -v swift >/dev/null 2>&1; then
   echo "install-deps: swift is not on PATH; install Swift 6.2 or newer first (https://www.swift.org/install/)" >&2
   exit 2
 fi
-# The tests verify the sidecar's webhooks with the independent Python package standardwebhooks, and its
-# /metrics with prometheus_client's parser.
+# The tests verify the sidecar's webhooks with the independent Python package standardwebhooks, its /metrics
+# with prometheus_client's parser, and drive the console in headless Chromium through selenium.
 if [ "${1:-}" = "--test" ]; then
   command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 fi
 install_python_packages() {
   [ "${1:-}" = "--test" ] || return 0
-  python3 -c "import standardwebhooks, prometheus_client" 2>/dev/null && return 0
-  echo "install-deps: installing the Python packages standardwebhooks and prometheus_client (used by the tests)"
-  python3 -m pip install --quiet standardwebhooks prometheus_client 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages standardwebhooks prometheus_client
+  python3 -c "import standardwebhooks, prometheus_client, selenium" 2>/dev/null && return 0
+  echo "install-deps: installing the Python packages standardwebhooks, prometheus_client and selenium (used by the tests)"
+  python3 -m pip install --quiet standardwebhooks prometheus_client selenium 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages standardwebhooks prometheus_client selenium
 }
 if [ ${#missing[@]} -eq 0 ]; then
   install_python_packages "${1:-}"

@@ -27,7 +27,7 @@ public struct LedgerError: Error, Sendable, CustomStringConvertible {
 /// instance (`claimOwner`, in effect the process): the owner renews them while its attempts run
 /// (`renewEventClaims`), and an attempt that comes back after its claim passed to another owner is recorded without
 /// deciding the event's next step (`finishAttempt`, `AttemptSettlement`).
-public protocol Ledger: Sendable {
+public protocol Ledger: LedgerBrowsing {
     /// True when the storage answers.
     func isHealthy() async -> Bool
 
@@ -124,5 +124,40 @@ public struct LedgerStatistics: Sendable, Hashable {
         self.reconcileDue = reconcileDue
         self.reconcileOpen = reconcileOpen
         self.flaggedOrders = flaggedOrders
+    }
+}
+
+/// What the operator's console reads (the order views and the activity chart): plain reads, no rules.
+public protocol LedgerBrowsing: Sendable {
+    /// Orders the reconciler still follows (`nextQueryAt` set), next due first.
+    func openOrders(limit: Int) async throws -> [Order]
+    /// Orders that became final (`closedAt`) most recently, newest first.
+    func recentlyClosedOrders(limit: Int) async throws -> [Order]
+    /// Per `bucket` milliseconds since `since`: orders created, orders settled, delivery attempts that failed.
+    func activity(since: Millis, bucket: Millis) async throws -> [ActivityBucket]
+}
+
+/// One bar of the console's chart.
+public struct ActivityBucket: Sendable, Hashable {
+    /// The bucket's start.
+    public var start: Millis
+    public var creates: Int
+    public var settlements: Int
+    public var failedDeliveries: Int
+
+    public init(start: Millis, creates: Int, settlements: Int, failedDeliveries: Int) {
+        self.start = start
+        self.creates = creates
+        self.settlements = settlements
+        self.failedDeliveries = failedDeliveries
+    }
+
+    /// Every bucket from `since` to `now`, counts filled from `counted` (bucket start → counts), zero elsewhere.
+    public static func series(since: Millis, now: Millis, bucket: Millis, _ counted: [Millis: (Int, Int, Int)]) -> [ActivityBucket] {
+        let first = since - since % bucket
+        return stride(from: first, through: now, by: Int(bucket)).map { start in
+            let c = counted[start] ?? (0, 0, 0)
+            return ActivityBucket(start: start, creates: c.0, settlements: c.1, failedDeliveries: c.2)
+        }
     }
 }

@@ -165,6 +165,7 @@ public final class SidecarServer: Sendable {
                             body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }
         EventsAPI(ledger: ledger, onRedeliver: { dispatcher.wake() }).register(on: router)
+        ConsoleAPI(configuration: configuration, ledger: ledger, secrets: secrets, onRedeliver: { dispatcher.wake() }).register(on: router)
         // A leaked previous secret stops working now instead of at the end of its grace period.
         router.post("/v1/secrets/revoke-previous") { _, _ in
             let revoked = secrets.revokePrevious()

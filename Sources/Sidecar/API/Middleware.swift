@@ -96,6 +96,15 @@ struct BearerTokenMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if Self.openPaths.contains(request.uri.path) { return try await next(request, context) }
+        // The console: a browser signs in once and carries a session cookie (see ConsoleAPI); without it a page
+        // sends the browser to the sign-in form rather than answering a problem.
+        if request.uri.path.hasPrefix("/console") {
+            if request.uri.path == "/console/login" || ConsoleAPI.hasSession(request, tokens: secrets.apiTokens) {
+                return try await next(request, context)
+            }
+            if request.method == .get { return ConsoleAPI.redirect("/console/login") }
+            throw Problem.unauthorized("sign in to the console first (/console/login)")
+        }
         guard let header = request.headers[.authorization] else {
             throw Problem.unauthorized("send Authorization: Bearer <PAYSIDECAR_API_TOKEN>")
         }
